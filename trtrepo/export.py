@@ -6,7 +6,6 @@ dim of ``x`` and ``residual``) instead of the user having to name shared dims in
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -63,10 +62,8 @@ def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.M
         ep = load_exported(model)
         return ep.module()
     module_name, attr = factory.split(":", 1)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     try:
-        module = importlib.import_module(module_name)
+        module = _import_factory_module(module_name, root)
         fn = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise SpecError(f"{model.yaml_path}.source.factory: cannot load {factory!r}: {exc}") from None
@@ -76,6 +73,35 @@ def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.M
     if model.precision != "fp32":
         net = net.to(torch_dtype(model.precision))
     return net.eval().to(device)
+
+
+def _import_factory_module(module_name: str, root: Path) -> Any:
+    """Import the factory's module: a file beside model.yaml wins over the environment.
+
+    Two specs may both name ``model:build``; a file module is imported under a name derived from its path so the
+    second does not get the first one's cached module.
+    """
+    import hashlib
+    import importlib.util
+
+    candidate = root.joinpath(*module_name.split("."))
+    path = candidate.with_suffix(".py") if candidate.with_suffix(".py").is_file() else candidate / "__init__.py"
+    if not path.is_file():
+        return importlib.import_module(module_name)
+    unique = f"_trtrepo_factory_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
 
 
 def load_exported(model: ModelSpec) -> torch.export.ExportedProgram:
@@ -129,8 +155,9 @@ def export_model(model: ModelSpec, root: Path, device: str = "cpu") -> torch.exp
         return load_exported(model)
     net = load_module(model, root, device)
     args = example_inputs(model.inputs, "opt", device)
+    shapes = _by_forward_names(net, model, dynamic_shapes(model.inputs))
     try:
-        return torch.export.export(net, args, dynamic_shapes=_by_forward_names(net, model, dynamic_shapes(model.inputs)))
+        return torch.export.export(net, args, dynamic_shapes=shapes)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BuildError(

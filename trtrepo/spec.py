@@ -445,15 +445,15 @@ def _check_rank(value: tuple[int, ...], shape: tuple[int, ...], where: str) -> N
 
 
 def _check_static_dims_agree(value: tuple[int, ...], shape: tuple[int, ...], where: str) -> None:
-    for axis, (v, s) in enumerate(zip(value, shape)):
+    for axis, (v, s) in enumerate(zip(value, shape, strict=True)):
         if s != -1 and v != s:
             raise SpecError(f"{where}: dim {axis} is {v} but shape fixes it to {s} {list(shape)}")
 
 
 def _check_profile_order(lo: tuple[int, ...], opt: tuple[int, ...], hi: tuple[int, ...], where: str) -> None:
-    if any(a > b for a, b in zip(lo, opt)):
+    if any(a > b for a, b in zip(lo, opt, strict=True)):
         raise SpecError(f"{where}.opt: must be >= min {list(lo)}")
-    if any(a > b for a, b in zip(opt, hi)):
+    if any(a > b for a, b in zip(opt, hi, strict=True)):
         raise SpecError(f"{where}.max: must be >= opt {list(opt)}")
 
 

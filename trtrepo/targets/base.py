@@ -101,7 +101,7 @@ def register_target(name: str) -> Callable[[TargetFn], TargetFn]:
 
 def get_target(name: str) -> TargetFn:
     """The registered target ``name`` (importing the target modules on first use)."""
-    import trtrepo.targets.tensorrt_target  # noqa: F401  (registers "tensorrt")
+    import trtrepo.targets.tensorrt_target
     import trtrepo.targets.torch_target  # noqa: F401  (registers "torch")
 
     if name not in _TARGETS:
