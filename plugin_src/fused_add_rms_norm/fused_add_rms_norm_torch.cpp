@@ -82,7 +82,7 @@ std::tuple<at::Tensor, at::Tensor> fused_add_rms_norm_cuda(const at::Tensor& x, 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(trtrepo, m) {
-  m.def("fused_add_rms_norm(Tensor x, Tensor residual, Tensor weight, float eps) -> (Tensor, Tensor)");
+  m.def("fused_add_rms_norm(Tensor x, Tensor residual, Tensor weight, float eps=1e-06) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(trtrepo, CPU, m) { m.impl("fused_add_rms_norm", &fused_add_rms_norm_cpu); }
