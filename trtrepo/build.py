@@ -1,0 +1,230 @@
+"""``trtrepo build``: model.yaml → Triton model repository.
+
+Stages, in order (every check that can fail on user input runs before anything is compiled or written):
+load_spec → choose models → resolve each model's target → check the ops the models name → build + load the
+custom ops → export each model → run its target → write the repository atomically.
+
+Environment:
+    TRTREPO_CACHE_DIR: where compiled ops, logs and other cached build products go
+        (default ``<model.yaml folder>/.trtrepo_cache``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtrepo import deps
+from trtrepo.errors import BuildError, MissingDependencyError, SpecError
+from trtrepo.spec import TARGETS, Spec, load_spec
+
+if TYPE_CHECKING:
+    from trtrepo.spec import ModelSpec
+    from trtrepo.targets.base import ModelArtifacts
+
+LOGGER = logging.getLogger(__name__)
+
+CACHE_ENV = "TRTREPO_CACHE_DIR"
+DEFAULT_CACHE_DIRNAME = ".trtrepo_cache"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildResult:
+    """What a build produced.
+
+    Attributes:
+        repository: The repository folder.
+        targets: Model name → target it was built with (``torch`` or ``tensorrt``), for the models built now.
+        manifest: Path of ``trtrepo-manifest.json``.
+        warnings: Loud warnings raised on the way (``auto → torch`` fallbacks).
+    """
+
+    repository: Path
+    targets: dict[str, str]
+    manifest: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def build(
+    spec_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    target: str | None = None,
+    models: str | Sequence[str] | None = None,
+    progress: Progress = LOGGER.info,
+) -> BuildResult:
+    """Build the Triton model repository a model.yaml describes.
+
+    Args:
+        spec_path: The model.yaml.
+        out: Repository folder; overrides the spec's ``repository``.
+        target: ``auto``, ``tensorrt`` or ``torch``; overrides every model's ``target``.
+        models: Only these models (names, or one comma-separated string); the previous repository's other models
+            are kept.
+        progress: Called with one line per stage.
+
+    Returns:
+        The repository, the target each model got and the manifest path.
+
+    Raises:
+        SpecError: Invalid model.yaml, unknown ``--models`` / ``--target`` / op name.
+        MissingDependencyError: A needed piece (torch, TensorRT, nvcc) is missing; raised before anything is built.
+        BuildError: A compile, export or target failed; the previous repository is unchanged.
+    """
+    from trtrepo.repository.manifest import MANIFEST_FILENAME
+
+    spec = load_spec(spec_path)
+    progress(f"spec: {spec.path} ({len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
+    chosen = select_models(spec, models)
+    repository = repository_path(spec, out)
+    deps.require("torch", "trtrepo build")
+    warnings: list[str] = []
+    targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
+    for name, chosen_target in targets.items():
+        progress(f"target: {name} → {chosen_target}")
+    check_ops(spec, chosen)
+
+    cache_dir = cache_path(spec)
+    log_dir = cache_dir / "logs" / "last-build"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    device = "cuda" if deps.has_cuda_torch() else "cpu"
+
+    ops = build_and_load_ops(spec, chosen, targets, cache_dir, progress)
+
+    from trtrepo.export import export_model
+    from trtrepo.targets.base import BuildContext, get_target
+
+    ctx = BuildContext(spec=spec, ops=ops, cache_dir=cache_dir, log_dir=log_dir, device=device, progress=progress)
+    built: dict[str, tuple[ModelSpec, ModelArtifacts]] = {}
+    for model in chosen:
+        progress(f"export: {model.name} (device {device})")
+        ep = export_model(model, spec.root, device)
+        progress(f"build: {model.name} with the {targets[model.name]} target")
+        built[model.name] = (model, get_target(targets[model.name])(ctx, model, ep))
+
+    from trtrepo.repository.manifest import environment
+    from trtrepo.repository.writer import write_repository
+
+    progress(f"write: {repository}")
+    write_repository(spec, built, repository, ops=ops, environment=environment(), device=device, log_dir=log_dir)
+    progress(f"done: {repository} ({', '.join(f'{n}: {t}' for n, t in targets.items())})")
+    return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
+                       warnings=warnings)
+
+
+# ------------------------------------------------------------------------------------------------ the stages
+def select_models(spec: Spec, models: str | Sequence[str] | None) -> list[ModelSpec]:
+    """The models to build: all, or the ``--models`` names (SpecError naming the known models otherwise)."""
+    if models is None:
+        return list(spec.models)
+    names = [n.strip() for n in models.split(",")] if isinstance(models, str) else [str(n).strip() for n in models]
+    names = [n for n in names if n]
+    if not names:
+        raise SpecError("--models: no model names given", hint=f"models in {spec.path}: {spec.model_names()}")
+    return [spec.model(n) for n in dict.fromkeys(names)]
+
+
+def repository_path(spec: Spec, out: str | Path | None) -> Path:
+    """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs."""
+    if out is None:
+        return spec.repository
+    path = Path(out).expanduser().resolve()
+    for protected in (spec.root, *spec.plugin_sources):
+        if path == protected or path in protected.parents:
+            raise SpecError(f"--out: {path} would contain {protected}; the build replaces that folder",
+                            hint="write the repository into a folder of its own")
+    return path
+
+
+def resolve_target(model: ModelSpec, override: str | None, warnings: list[str] | None = None) -> str:
+    """``torch`` or ``tensorrt`` for one model.
+
+    ``auto`` is TensorRT where TensorRT and Torch-TensorRT import, else torch with a loud warning; an explicit
+    ``tensorrt`` without them is a MissingDependencyError.
+    """
+    if override is not None and override not in TARGETS:
+        raise SpecError(f"--target: must be one of {', '.join(TARGETS)}, got {override!r}")
+    wanted = override or model.target
+    where = f"{model.yaml_path}.target" if override is None else "--target"
+    missing = _missing_tensorrt()
+    if wanted == "tensorrt":
+        if missing is not None:
+            raise MissingDependencyError(
+                f"{where}: tensorrt needs {missing}, which is not available here",
+                hint=deps.INSTALL_HINTS[missing] + " (or build the portable target: --target torch)",
+            )
+        return "tensorrt"
+    if wanted == "auto":
+        if missing is None:
+            return "tensorrt"
+        message = f"{where}: auto → torch ({'TensorRT' if missing == 'tensorrt' else 'Torch-TensorRT'} not found: " \
+                  f"{deps.INSTALL_HINTS[missing]})"
+        LOGGER.warning(message)
+        if warnings is not None:
+            warnings.append(message)
+        return "torch"
+    return "torch"
+
+
+def _missing_tensorrt() -> str | None:
+    if not deps.has_tensorrt():
+        return "tensorrt"
+    if not deps.has_torch_tensorrt():
+        return "torch_tensorrt"
+    return None
+
+
+def check_ops(spec: Spec, models: Sequence[ModelSpec]) -> dict[str, Any]:
+    """Every op a model names under ``ops:`` must be described in the plugin sources.
+
+    Returns:
+        Op name → OpDescription of every discovered op (empty when the spec has no plugin sources).
+    """
+    known: dict[str, Any] = {}
+    if spec.plugin_sources:
+        from trtrepo.ops.description import discover_ops
+
+        known = dict(discover_ops(list(spec.plugin_sources)))
+    for model in models:
+        for op in model.ops:
+            if op not in known:
+                raise SpecError(
+                    f"{model.yaml_path}.ops.{op}: unknown op; known: {', '.join(sorted(known)) or '(none)'}",
+                    hint="ops are described by plugin_src/<op>/op.yaml under the spec's plugin_sources",
+                )
+    return known
+
+
+def cache_path(spec: Spec) -> Path:
+    """TRTREPO_CACHE_DIR, or ``.trtrepo_cache`` beside model.yaml."""
+    env = os.environ.get(CACHE_ENV)
+    path = Path(env).expanduser().resolve() if env else spec.root / DEFAULT_CACHE_DIRNAME
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_and_load_ops(spec: Spec, models: Sequence[ModelSpec], targets: dict[str, str], cache_dir: Path,
+                       progress: Progress) -> Any:
+    """Compile the spec's plugin sources (content-hash cached) and load them into this process; None if none."""
+    if not spec.plugin_sources:
+        return None
+    from trtrepo.ops.build import build_ops
+    from trtrepo.ops.library import load_ops
+
+    with_plugin = any(targets[m.name] == "tensorrt" and "plugin" in m.ops.values() for m in models)
+    progress(f"ops: building {', '.join(str(p) for p in spec.plugin_sources)}"
+             f"{' (with the TensorRT plugin library)' if with_plugin else ''}")
+    built = build_ops(spec.plugin_sources, cache_dir, tensorrt=with_plugin, progress=progress)
+    if built is None:
+        raise BuildError("ops: the op build returned nothing")
+    load_ops(built)
+    progress(f"ops: loaded {', '.join(sorted(built.descriptions)) or '(none)'}")
+    return built

@@ -1,0 +1,312 @@
+"""Write the Triton model repository: stage beside the target, then swap it in atomically.
+
+Layout written::
+
+    <repository>/
+      <model>/config.pbtxt            # through ModelConfig protobuf (trtrepo.repository.config)
+      <model>/<version>/<files>       # what the target built (model.plan, model.pt2 + model.py, ...)
+      <model>/warmup/<input>          # raw warm-up data when warmup.data is "sample"
+      plugins/<lib>.so                # each plugin library once
+      logs/                           # build logs (ops compile, engine build, ...)
+      launch.sh                       # tritonserver command with the plugin flags (TensorRT plugin models)
+      trtrepo-manifest.json           # versions, hashes, per-model record
+
+Everything is written into a temporary folder beside the target (same filesystem), then the previous repository
+is renamed to a backup, the staging folder renamed into place and the backup removed. Any failure before the swap
+leaves the previous repository untouched, byte for byte, and removes the staging folder. Models of the previous
+repository that this build does not rebuild (``--models a`` keeps ``b``), and files trtrepo did not write (a
+README.md), are carried over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtrepo.errors import BuildError
+from trtrepo.repository import config as cfg
+from trtrepo.repository.manifest import (
+    MANIFEST_FILENAME,
+    MANIFEST_SCHEMA,
+    hash_tree,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    from trtrepo.spec import ModelSpec, Spec
+    from trtrepo.targets.base import ModelArtifacts
+
+LOGGER = logging.getLogger(__name__)
+
+PLUGINS_DIRNAME = "plugins"
+LOGS_DIRNAME = "logs"
+LAUNCH_SCRIPT = "launch.sh"
+RESERVED = (PLUGINS_DIRNAME, LOGS_DIRNAME, LAUNCH_SCRIPT, MANIFEST_FILENAME)
+
+
+def write_repository(
+    spec: Spec,
+    built: Mapping[str, tuple[ModelSpec, ModelArtifacts]],
+    out: Path,
+    *,
+    ops: Any = None,
+    environment: Mapping[str, Any],
+    device: str = "cpu",
+    log_dir: Path | None = None,
+) -> Path:
+    """Write (or update) the repository at ``out`` atomically.
+
+    Args:
+        spec: The validated model.yaml.
+        built: Model name → (its spec, what its target built), for the models built now.
+        out: The repository folder.
+        ops: The built custom ops (``trtrepo.ops.build.BuiltOps``) or None; recorded in the manifest.
+        environment: Versions and hardware facts (``trtrepo.repository.manifest.environment()``).
+        device: ``cuda`` or ``cpu``: where the build ran (instance groups of kind ``auto``).
+        log_dir: Build logs to copy into ``logs/``.
+
+    Returns:
+        The repository path.
+
+    Raises:
+        BuildError: The target is not a folder, two plugin libraries clash, an artifact is inconsistent, or the
+            swap failed; the previous repository is unchanged.
+    """
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"repository: {out} exists and is not a folder", hint="pass another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    LOGGER.info("repository written: %s", out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- staging
+def _stage(
+    spec: Spec,
+    built: Mapping[str, tuple[ModelSpec, ModelArtifacts]],
+    out: Path,
+    staging: Path,
+    *,
+    ops: Any,
+    environment: Mapping[str, Any],
+    device: str,
+    log_dir: Path | None,
+) -> None:
+    old = read_manifest(out) if out.is_dir() else None
+    old_models: dict[str, Any] = dict((old or {}).get("models") or {})
+    spec_names = {m.name for m in spec.models}
+    manifest_models: dict[str, Any] = {}
+
+    plugin_sources: dict[str, Path] = {}  # file name in plugins/ → where it came from (clash detection)
+    for name, (model, artifacts) in sorted(built.items()):
+        libs = [_stage_plugin(Path(lib), staging, plugin_sources, name) for lib in artifacts.plugin_libraries]
+        _stage_model(model, artifacts, staging, device=device, op_libraries=libs)
+        manifest_models[name] = _model_record(model, artifacts, staging, libs)
+
+    if out.is_dir():
+        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, plugin_sources))
+
+    _stage_logs(staging, out, log_dir, ops, kept=set(manifest_models) - set(built))
+    plugin_paths = sorted({p for rec in manifest_models.values() for p in rec.get("plugin_libraries", [])})
+    if plugin_paths:
+        _stage_launch_script(staging, out, plugin_paths)
+
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "environment": dict(environment),
+        "spec": {"path": str(spec.path), "sha256": sha256_file(spec.path)},
+        "device": device,
+        "ops": _ops_record(ops),
+        "plugins": {p: sha256_file(staging / p) for p in plugin_paths},
+        "models": manifest_models,
+    }
+    write_manifest(staging / MANIFEST_FILENAME, manifest)
+
+
+def _stage_model(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, *, device: str,
+                 op_libraries: list[str]) -> None:
+    model_dir = staging / model.name
+    version_dir = model_dir / str(model.version)
+    version_dir.mkdir(parents=True)
+    for rel, data in sorted(artifacts.files.items()):
+        target = (version_dir / rel).resolve()
+        if version_dir.resolve() not in target.parents:
+            raise BuildError(f"{model.yaml_path}: artifact file {rel!r} escapes the version folder {version_dir}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    config = cfg.model_config(model, artifacts, device=device, op_libraries=op_libraries)
+    (model_dir / cfg.CONFIG_FILENAME).write_text(cfg.to_text(config))
+    warmup = cfg.warmup_files(model, artifacts)
+    if warmup:
+        (model_dir / cfg.WARMUP_DIRNAME).mkdir()
+        for name, data in warmup.items():
+            (model_dir / cfg.WARMUP_DIRNAME / name).write_bytes(data)
+
+
+def _stage_plugin(lib: Path, staging: Path, seen: dict[str, Path], model: str) -> str:
+    """Copy a plugin library into plugins/ once; two different libraries with one file name are an error."""
+    if not lib.is_file():
+        raise BuildError(f"models.{model}: plugin library {lib} does not exist",
+                         hint="the op build did not produce it; see the build logs")
+    rel = f"{PLUGINS_DIRNAME}/{lib.name}"
+    dest = staging / rel
+    if lib.name in seen:
+        if seen[lib.name].resolve() != lib.resolve() and sha256_file(dest) != sha256_file(lib):
+            raise BuildError(f"models.{model}: plugin library {lib} clashes with {seen[lib.name]} "
+                             f"(both would be {rel})", hint="give the libraries distinct file names")
+        return rel
+    dest.parent.mkdir(exist_ok=True)
+    shutil.copy2(lib, dest)
+    seen[lib.name] = lib
+    return rel
+
+
+def _model_record(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, libs: list[str]) -> dict[str, Any]:
+    return {
+        "target": artifacts.target,
+        "precision": model.precision,
+        "version": model.version,
+        "platform": artifacts.platform,
+        "backend": artifacts.backend,
+        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in artifacts.inputs],
+        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in artifacts.outputs],
+        "plugin_libraries": libs,
+        "record": artifacts.record,
+        "files": {f"{model.name}/{rel}": sha for rel, sha in hash_tree(staging / model.name).items()},
+    }
+
+
+def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: dict[str, Any],
+                spec_names: set[str], plugin_sources: dict[str, Path]) -> dict[str, Any]:
+    """Copy what the previous repository holds that this build keeps; return the kept models' records."""
+    kept: dict[str, Any] = {}
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in RESERVED or name.startswith(f".{out.name}.staging-"):
+            continue
+        if name in built:
+            _carry_versions(entry, staging / name, built[name][0])
+            continue
+        if name in old_models and name not in spec_names:
+            LOGGER.info("dropping model %r: it is no longer in %s", name, "model.yaml")
+            continue
+        _copy(entry, staging / name)
+        if name in old_models:
+            kept[name] = old_models[name]
+            LOGGER.info("keeping model %r from the previous repository (not rebuilt)", name)
+    for name, record in kept.items():
+        for rel in record.get("plugin_libraries", []):
+            lib = Path(rel).name
+            if lib in plugin_sources:
+                if sha256_file(staging / rel) != sha256_file(out / rel):
+                    LOGGER.warning("kept model %r now uses the rebuilt %s", name, rel)
+                continue
+            if not (out / rel).is_file():
+                raise BuildError(f"repository: kept model {name!r} needs {out / rel}, which is missing",
+                                 hint=f"rebuild it: trtrepo build <model.yaml> --models {name}")
+            (staging / PLUGINS_DIRNAME).mkdir(exist_ok=True)
+            shutil.copy2(out / rel, staging / rel)
+            plugin_sources[lib] = out / rel
+    return kept
+
+
+def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
+    """Keep other version folders of a rebuilt model when its version_policy can serve them."""
+    policy = model.triton.version_policy
+    if policy.kind == "latest":
+        return
+    for entry in old_dir.iterdir():
+        if not entry.is_dir() or not entry.name.isdigit() or int(entry.name) == model.version:
+            continue
+        if policy.kind == "specific" and int(entry.name) not in policy.versions:
+            continue
+        LOGGER.info("keeping %s/%s (version_policy %s)", model.name, entry.name, policy.kind)
+        _copy(entry, new_dir / entry.name)
+
+
+def _stage_logs(staging: Path, out: Path, log_dir: Path | None, ops: Any, kept: set[str]) -> None:
+    logs = staging / LOGS_DIRNAME
+    if log_dir is not None and Path(log_dir).is_dir():
+        shutil.copytree(log_dir, logs, dirs_exist_ok=True)
+    for path in _ops_logs(ops):
+        (logs / "ops").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, logs / "ops" / path.name)
+    for name in sorted(kept):
+        old = out / LOGS_DIRNAME / name
+        if old.is_dir() and not (logs / name).exists():
+            shutil.copytree(old, logs / name)
+
+
+def _ops_logs(ops: Any) -> list[Path]:
+    if ops is None:
+        return []
+    logs = getattr(ops, "logs", None)
+    if logs is not None:
+        return [Path(p) for p in logs if Path(p).is_file()]
+    library = getattr(ops, "torch_library", None)
+    return sorted(Path(library).parent.glob("*.log")) if library else []
+
+
+def _ops_record(ops: Any) -> dict[str, Any] | None:
+    if ops is None:
+        return None
+    descriptions = getattr(ops, "descriptions", {}) or {}
+    trt_lib = getattr(ops, "trt_plugin_library", None)
+    return {
+        "ops": sorted(descriptions),
+        "with_cuda": getattr(ops, "with_cuda", None),
+        "hashes": dict(getattr(ops, "hashes", {}) or {}),
+        "torch_library": str(getattr(ops, "torch_library", "")) or None,
+        "trt_plugin_library": str(trt_lib) if trt_lib else None,
+    }
+
+
+def _stage_launch_script(staging: Path, out: Path, plugin_paths: list[str]) -> None:
+    """launch.sh from the TensorRT stage, when it is installed (it knows the backend flags)."""
+    try:
+        from trtrepo.tensorrt.checks import launch_script
+    except ImportError as exc:
+        LOGGER.debug("no launch.sh: trtrepo.tensorrt.checks.launch_script unavailable (%s)", exc)
+        return
+    text = launch_script(out, plugin_paths)
+    script = staging / LAUNCH_SCRIPT
+    script.write_text(text)
+    script.chmod(0o755)
+
+
+def _copy(src: Path, dest: Path) -> None:
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dest, symlinks=True)
+    else:
+        shutil.copy2(src, dest, follow_symlinks=False)
+
+
+# ------------------------------------------------------------------------------------------------------- swap
+def _swap(staging: Path, out: Path) -> None:
+    """staging → out; the previous out is renamed aside first and restored if the second rename fails."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
+    backup.rmdir()  # only the unique name is wanted: rename needs the destination absent
+    os.rename(out, backup)
+    try:
+        os.rename(staging, out)
+    except BaseException as exc:
+        os.rename(backup, out)
+        raise BuildError(f"repository: could not move the new repository into {out}: {exc}") from exc
+    shutil.rmtree(backup, ignore_errors=True)
