@@ -152,7 +152,8 @@ def bench(model_yaml: Path, concurrency: str, requests: int, report: Path | None
     try:
         levels = [int(c) for c in _csv(concurrency) or []]
     except ValueError:
-        raise click.BadParameter(f"integers separated by commas, got {concurrency!r}", param_hint="--concurrency") from None
+        raise click.BadParameter(f"integers separated by commas, got {concurrency!r}",
+                                 param_hint="--concurrency") from None
     result = run_bench(model_yaml, concurrency=levels, requests=requests, report_path=report, plot_dir=plot)
     click.echo(result.table())
     return 0
