@@ -1,0 +1,100 @@
+"""The only module that calls into Torch-TensorRT (which ships no type stubs): narrow, typed entry points.
+
+Keeping every ``torch_tensorrt`` call here means one place to adapt when its API moves between releases (2.7 → 2.14:
+``enabled_precisions`` / ``use_explicit_typing`` removed in 2.13, ``output_binding_names`` added in 2.14).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+LOGGER = logging.getLogger(__name__)
+
+
+class ConversionCtx(Protocol):
+    """What converters use of Torch-TensorRT's ConversionContext."""
+
+    net: Any  # tensorrt.INetworkDefinition
+
+
+ConverterFn = Callable[[ConversionCtx, Any, tuple[Any, ...], dict[str, Any], str], Any]
+
+
+@dataclass(frozen=True)
+class InputProfile:
+    """One engine input's optimization profile: full shapes (batch dim included) and the torch dtype name."""
+
+    name: str
+    min_shape: tuple[int, ...]
+    opt_shape: tuple[int, ...]
+    max_shape: tuple[int, ...]
+    dtype: str  # torch dtype attribute name: float32, float16, bfloat16, int32, int64, bool
+
+
+def torch_tensorrt_version() -> str:
+    """``torch_tensorrt.__version__``."""
+    import torch_tensorrt
+
+    return str(torch_tensorrt.__version__)
+
+
+def register_converter(target: Any, fn: ConverterFn) -> ConverterFn:
+    """Register ``fn`` as the converter of OpOverload ``target``, dynamic shapes allowed.
+
+    Without ``supports_dynamic_shapes=True`` Torch-TensorRT silently skips the converter when any input is dynamic
+    (pytorch/TensorRT#3224) and the op then fails as unsupported.
+    """
+    from torch_tensorrt.dynamo.conversion import dynamo_tensorrt_converter
+
+    decorated: ConverterFn = dynamo_tensorrt_converter(target, supports_dynamic_shapes=True)(fn)
+    return decorated
+
+
+def get_trt_tensor(ctx: ConversionCtx, value: Any, name: str) -> Any:
+    """An ITensor for ``value`` (ITensors pass through; constants become constant layers)."""
+    from torch_tensorrt.dynamo.conversion.converter_utils import get_trt_tensor as _get
+
+    return _get(ctx, value, name)
+
+
+def generate_plugin_converter(op: str) -> None:
+    """Register the converter Torch-TensorRT generates for QDP plugin ``op`` (AOT implementation preferred)."""
+    from torch_tensorrt.dynamo.conversion.plugins import generate_plugin_converter as _gen
+
+    _gen(op, supports_dynamic_shapes=True, use_aot_if_available=True)
+
+
+def convert_parameters() -> frozenset[str]:
+    """Keyword parameters ``convert_exported_program_to_serialized_trt_engine`` accepts in this release."""
+    from torch_tensorrt.dynamo import convert_exported_program_to_serialized_trt_engine as convert
+
+    return frozenset(inspect.signature(convert).parameters)
+
+
+def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[str, Any]) -> bytes:
+    """ExportedProgram → serialized TensorRT engine (the plan) with one optimization profile.
+
+    Args:
+        ep: The ExportedProgram (custom ops already lowered or converter-backed).
+        inputs: One profile per forward() argument, in order.
+        options: Keyword options; those this release does not accept are dropped with a debug line.
+    """
+    import torch
+    import torch_tensorrt
+    from torch_tensorrt.dynamo import convert_exported_program_to_serialized_trt_engine as convert
+
+    accepted = frozenset(inspect.signature(convert).parameters)
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    for k in sorted(set(options) - set(kwargs)):
+        LOGGER.debug("torch_tensorrt %s does not take %s; not passed", torch_tensorrt.__version__, k)
+    arg_inputs = [
+        torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
+                             dtype=getattr(torch, p.dtype), name=p.name)
+        for p in inputs
+    ]
+    plan = convert(ep, arg_inputs=arg_inputs, **kwargs)
+    return bytes(plan)
