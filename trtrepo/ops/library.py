@@ -1,0 +1,125 @@
+"""Load the built torch op library and give every op a fake (shape) kernel made from its op.yaml output rules.
+
+Fake kernels let torch.export trace the ops with dynamic dims. They are generated, not hand-written: an output
+``{name: out, like: x}`` is ``torch.empty_like(x)``. An op whose library already registers a Meta kernel (C++
+``TORCH_LIBRARY_IMPL(ns, Meta, m)``) keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtrepo.errors import BuildError
+
+if TYPE_CHECKING:
+    from trtrepo.ops.build import BuiltOps
+    from trtrepo.ops.description import OpDescription
+
+LOGGER = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+_LOADED_LIBRARIES: set[Path] = set()
+_FAKES: set[str] = set()
+_ENSURED: BuiltOps | None = None
+
+
+def repo_top() -> Path:
+    """The repository root (the folder holding plugin_src/ and trtrepo/)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def make_fake(desc: OpDescription) -> Callable[..., Any]:
+    """A fake kernel for ``desc``: one ``empty_like(<input>)`` per output rule, arguments bound by schema names."""
+    import torch
+
+    names = [a.name for a in desc.torch_op()._schema.arguments]
+    rules = [(o.name, o.like) for o in desc.outputs]
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        bound = dict(zip(names, args, strict=False))
+        bound.update(kwargs)
+        outs = tuple(torch.empty_like(bound[like]) for _, like in rules)
+        return outs[0] if len(outs) == 1 else outs
+
+    fake.__name__ = f"{desc.op_name}_fake"
+    fake.__doc__ = f"Fake kernel of {desc.name} from {desc.path} (outputs: {rules})."
+    return fake
+
+
+def _has_meta_kernel(name: str) -> bool:
+    import torch
+
+    return bool(torch._C._dispatch_has_kernel_for_dispatch_key(name, "Meta"))
+
+
+def register_fakes(descriptions: dict[str, OpDescription]) -> None:
+    """Register a generated fake kernel for each op that has neither one nor a C++ Meta kernel (idempotent)."""
+    import torch
+
+    for name, desc in descriptions.items():
+        if name in _FAKES:
+            continue
+        if _has_meta_kernel(name):
+            LOGGER.debug("%s has a C++ Meta kernel; no Python fake registered", name)
+        else:
+            torch.library.register_fake(name, make_fake(desc))
+        _FAKES.add(name)
+
+
+def load_library(path: Path) -> None:
+    """``torch.ops.load_library(path)`` once per path.
+
+    Raises:
+        BuildError: The library does not load (missing symbols, wrong torch), with the loader's message.
+    """
+    import torch
+
+    path = Path(path).resolve()
+    with _LOCK:
+        if path in _LOADED_LIBRARIES:
+            return
+        try:
+            torch.ops.load_library(str(path))
+        except OSError as exc:
+            raise BuildError(f"{path}: cannot load the op library: {exc}",
+                             hint="rebuild it with the torch that loads it (delete the cache folder)") from None
+        _LOADED_LIBRARIES.add(path)
+
+
+def load_ops(built: BuiltOps) -> None:
+    """Load ``built.torch_library`` and register fake kernels for its ops (idempotent).
+
+    Raises:
+        BuildError: The library does not load, or it does not define an op its op.yaml declares.
+    """
+    import torch
+
+    load_library(built.torch_library)
+    for name, desc in built.descriptions.items():
+        if not hasattr(getattr(torch.ops, desc.namespace), desc.op_name):
+            raise BuildError(f"{desc.path}: {name} is declared but {built.torch_library} does not define it",
+                             hint=f"add TORCH_LIBRARY_FRAGMENT({desc.namespace}, m) {{ m.def(...) }} to the binding")
+    with _LOCK:
+        register_fakes(built.descriptions)
+
+
+def ensure_loaded(with_cuda: bool | None = None) -> BuiltOps:
+    """Make the repository's ops (``<repo top>/plugin_src``) callable as ``torch.ops.trtrepo.*``, building the
+    library into the cache (TRTREPO_CACHE_DIR or ``<repo top>/.trtrepo_cache``) if it is not built yet.
+
+    Example factories call this; a second call returns at once.
+    """
+    global _ENSURED
+    if _ENSURED is not None:
+        return _ENSURED
+    from trtrepo.ops.build import build_ops, default_cache_dir
+
+    top = repo_top()
+    built = build_ops([top / "plugin_src"], default_cache_dir(top), with_cuda=with_cuda)
+    load_ops(built)
+    _ENSURED = built
+    return built
