@@ -1,0 +1,253 @@
+"""The three lowerings of a custom op for TensorRT, chosen per op in model.yaml (``ops: {ns::op: lowering}``).
+
+* ``plugin`` — one generic Torch-TensorRT converter per op: look the IPluginV3 creator up in TensorRT's plugin
+  registry (op.yaml ``plugin`` name/version, namespace = op namespace), build its fields from the op attributes,
+  ``create_plugin(..., TensorRTPhase.BUILD)`` and ``add_plugin_v3``. The C++ plugin library must be loaded first;
+  the plan then needs that library at serve time.
+* ``aot`` — a TensorRT AOT QDP plugin (``tensorrt.plugin``): output descriptors from the ``like:`` rules, the PTX
+  compiled from the op's CUDA source, launch parameters from op.yaml's kernel rule over symbolic shapes. The
+  kernel is embedded in the plan: nothing to load at serve time.
+* ``decompose`` — the op folder's aten decomposition applied with ``ExportedProgram.run_decompositions({op: fn})``.
+  Chosen over re-tracing the model because it works on the program already exported (dynamic dims and their
+  constraints kept, no second run of user code, .pt2 sources included) and its result is checked: no node of a
+  decomposed op may be left before conversion.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trtrepo.errors import BuildError
+from trtrepo.tensorrt.opfacts import OpFacts, output_rules, plugin_fields, split_args
+
+LOGGER = logging.getLogger(__name__)
+
+LOWERINGS = ("plugin", "aot", "decompose")
+
+# Ops whose converter / QDP definition is registered in this process (registries are process-global).
+_PLUGIN_CONVERTERS: set[str] = set()
+_AOT_PLUGINS: dict[str, Path] = {}
+_LOADED_LIBRARIES: set[str] = set()
+
+
+# ------------------------------------------------------------------------------------------------ plugin
+def load_plugin_library(path: Path) -> None:
+    """Make the C++ creators of ``path`` visible to TensorRT in this process (once per library).
+
+    ``IPluginRegistry.load_library`` uses the exported ``getCreators``; the library also self-registers through
+    ``REGISTER_TENSORRT_PLUGIN`` when dlopen'ed, which is how tritonserver's TensorRT backend sees it.
+    """
+    import tensorrt as trt
+
+    key = str(Path(path).resolve())
+    if key in _LOADED_LIBRARIES:
+        return
+    if not Path(key).is_file():
+        raise BuildError(f"TensorRT plugin library {key} does not exist",
+                         hint="build it with TensorRT headers present (cmake target trtrepo_trt_plugins)")
+    try:
+        trt.get_plugin_registry().load_library(key)
+    except Exception as exc:
+        raise BuildError(f"TensorRT cannot load plugin library {key}: {exc}",
+                         hint="the library must be built against this TensorRT version") from None
+    _LOADED_LIBRARIES.add(key)
+
+
+def create_plugin(facts: OpFacts, attrs: Mapping[str, Any], layer_name: str) -> Any:
+    """Find the op's IPluginV3 creator and create a plugin for ``attrs`` (the BUILD phase instance).
+
+    Raises:
+        BuildError: No creator with the op's name/version/namespace is registered, or creation failed.
+    """
+    import numpy as np
+    import tensorrt as trt
+
+    registry = trt.get_plugin_registry()
+    creator = registry.get_creator(facts.plugin_name, facts.plugin_version, facts.namespace)
+    if creator is None:
+        raise BuildError(
+            f"{facts.op}: no TensorRT plugin creator {facts.namespace}::{facts.plugin_name} "
+            f"v{facts.plugin_version} is registered",
+            hint="the plugin library was not loaded, or op.yaml plugin name/version differ from the C++ creator",
+        )
+    fields = [
+        trt.PluginField(f.name, np.array(f.values, dtype=np.dtype(f.numpy_dtype)), getattr(trt.PluginFieldType,
+                                                                                            f.field_type))
+        for f in plugin_fields(facts, attrs)
+    ]
+    collection = trt.PluginFieldCollection(fields)
+    plugin = creator.create_plugin(layer_name, collection, trt.TensorRTPhase.BUILD)
+    if plugin is None:
+        raise BuildError(f"{facts.op}: creator {facts.plugin_name} refused fields "
+                         f"{[f.name for f in fields]} (see the TensorRT log)")
+    return plugin
+
+
+def plugin_converter(facts: OpFacts) -> Callable[..., Any]:
+    """The Torch-TensorRT converter body for ``facts`` (plain function; registration is separate)."""
+
+    def convert(ctx: Any, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
+        from trtrepo.tensorrt import tt_adapter
+
+        tensors, attrs = split_args(facts, args, kwargs)
+        itensors = [tt_adapter.get_trt_tensor(ctx, t, f"{name}_{n}") for t, n in zip(tensors, facts.inputs,
+                                                                                      strict=True)]
+        plugin = create_plugin(facts, attrs, name)
+        if not hasattr(ctx.net, "add_plugin_v3"):
+            raise BuildError(f"{facts.op}: this TensorRT has no plugin layers (INetworkDefinition.add_plugin_v3)",
+                             hint="TensorRT-RTX cannot build plugin lowerings; use decompose, or datacenter TensorRT")
+        layer = ctx.net.add_plugin_v3(itensors, [], plugin)
+        if layer is None:
+            raise BuildError(f"{facts.op}: add_plugin_v3 failed for node {name}")
+        layer.name = f"{facts.op}:{name}"
+        outputs = [layer.get_output(i) for i in range(len(facts.outputs))]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    convert.__name__ = f"convert_{facts.namespace}_{facts.short_name}_plugin"
+    return convert
+
+
+def register_plugin_converter(facts: OpFacts, torch_op: Any) -> None:
+    """Register the generic plugin converter for ``torch_op`` (``torch.ops.<ns>.<op>.default``), once per op."""
+    from trtrepo.tensorrt import tt_adapter
+
+    if facts.op in _PLUGIN_CONVERTERS:
+        return
+    tt_adapter.register_converter(torch_op, plugin_converter(facts))
+    _PLUGIN_CONVERTERS.add(facts.op)
+
+
+# ------------------------------------------------------------------------------------------------ aot (QDP)
+def qdp_signatures(facts: OpFacts, tensor_desc: Any, launch_params: Any, sym_exprs: Any
+                   ) -> tuple[inspect.Signature, inspect.Signature]:
+    """The signatures ``tensorrt.plugin`` requires of the register and aot_impl functions of ``facts``.
+
+    register: ``(x: TensorDesc, ..., eps: float, ...) -> Tuple[TensorDesc, ...]``;
+    aot_impl: ``(x, ..., eps, ..., outputs, tactic) -> Tuple[str|bytes, str|bytes, KernelLaunchParams, SymExprs]``.
+    """
+    py_types = {"float": float, "int": int, "bool": bool}
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    tensors = [inspect.Parameter(n, kind, annotation=tensor_desc) for n in facts.inputs]
+    attrs = [inspect.Parameter(a.name, kind, annotation=py_types[a.type]) for a in facts.attributes]
+    n_out = len(facts.outputs)
+    out_tuple = typing.Tuple[tuple([tensor_desc] * n_out)]  # type: ignore[valid-type]  # noqa: UP006
+    register_sig = inspect.Signature([*tensors, *attrs], return_annotation=out_tuple)
+    impl_sig = inspect.Signature(
+        [*(p.replace(annotation=inspect.Parameter.empty) for p in (*tensors, *attrs)),
+         inspect.Parameter("outputs", kind, annotation=out_tuple), inspect.Parameter("tactic", kind, annotation=int)],
+        return_annotation=typing.Tuple[typing.Union[str, bytes], typing.Union[str, bytes],  # noqa: UP006, UP007
+                                       launch_params, sym_exprs],
+    )
+    return register_sig, impl_sig
+
+
+def trt_dtype_name(dtype: Any) -> str:
+    """trtrepo dtype of a ``trt.DataType`` (as QDP TensorDescs carry them)."""
+    from trtrepo.tensorrt.opfacts import dtype_from_trt
+
+    return dtype_from_trt(getattr(dtype, "name", str(dtype)))
+
+
+def register_aot_plugin(facts: OpFacts, ptx_path: Path) -> None:
+    """Define ``facts.op`` as a TensorRT QDP plugin with an AOT implementation, and its generated converter.
+
+    Args:
+        facts: The op (needs ``kernel`` entries and launch rule in op.yaml).
+        ptx_path: PTX of the op's CUDA source holding every dtype entry (trtrepo.ops.build).
+    """
+    import tensorrt.plugin as trtp
+
+    from trtrepo.tensorrt import tt_adapter
+    from trtrepo.tensorrt.launch import Arith, evaluate_launch, launch_env
+
+    if facts.op in _AOT_PLUGINS:
+        if _AOT_PLUGINS[facts.op] != ptx_path:
+            raise BuildError(f"{facts.op}: AOT plugin already defined in this process with {_AOT_PLUGINS[facts.op]}",
+                             hint="build models that use different PTX of one op in separate processes")
+        return
+    ptx = Path(ptx_path).read_bytes()
+    like = output_rules(facts)
+    attr_names = [a.name for a in facts.attributes]
+    n_in = len(facts.inputs)
+    register_sig, impl_sig = qdp_signatures(facts, trtp.TensorDesc, trtp.KernelLaunchParams, trtp.SymIntExprs)
+
+    def describe(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        descs = list(args[:n_in]) + [kwargs[n] for n in facts.inputs[len(args[:n_in]):]]
+        return tuple(descs[i].like() for i in like)
+
+    arith = Arith(cdiv=trtp.cdiv, constant=lambda v: int(v) if isinstance(v, int) else
+                  (int(v.constant_value) if getattr(v, "is_constant", False) else None))
+
+    def aot_impl(*args: Any) -> tuple[bytes, bytes, Any, Any]:
+        descs, values = args[:n_in], dict(zip(attr_names, args[n_in:n_in + len(attr_names)], strict=True))
+        first = descs[0]
+        dtype = trt_dtype_name(first.dtype)
+        if dtype not in facts.kernel_entries:
+            raise BuildError(f"{facts.op}: op.yaml kernel.entries has no {dtype} entry")
+        shape = first.shape_expr
+        cols = shape[first.ndim - 1]
+        env = launch_env(facts, shape.numel() // cols, cols, dtype, values)
+        grid, block, shmem, scalars = evaluate_launch(facts, env, arith)
+        params = trtp.KernelLaunchParams()
+        params.grid_x = grid
+        params.block_x = block
+        params.shared_mem = shmem
+        extra = trtp.SymIntExprs(len(scalars))
+        for i, s in enumerate(scalars):
+            extra[i] = trtp.SymInt32(s)
+        return facts.kernel_entries[dtype].encode(), ptx, params, extra
+
+    describe.__signature__ = register_sig  # type: ignore[attr-defined]
+    aot_impl.__signature__ = impl_sig  # type: ignore[attr-defined]
+    trtp.register(facts.op)(describe)
+    trtp.aot_impl(facts.op)(aot_impl)
+    tt_adapter.generate_plugin_converter(facts.op)
+    _AOT_PLUGINS[facts.op] = ptx_path
+
+
+# ------------------------------------------------------------------------------------------------ decompose
+def decompose(ep: Any, table: Mapping[Any, Callable[..., Any]]) -> Any:
+    """Replace every node of the ops in ``table`` (OpOverload → aten function) by its decomposition.
+
+    Raises:
+        BuildError: torch could not apply a decomposition, or a node of a decomposed op is left.
+    """
+    if not table:
+        return ep
+    names = sorted(str(op) for op in table)
+    try:
+        lowered = ep.run_decompositions(dict(table))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BuildError(f"decomposing {', '.join(names)} failed: {first}",
+                         hint="the op folder's decomposition must take the op's arguments and use aten ops") from exc
+    left = remaining_ops(lowered, table)
+    if left:
+        raise BuildError(f"decompose lowering left {', '.join(sorted(left))} in the graph",
+                         hint="check the decomposition in op.yaml (decomposition: module:function)")
+    return lowered
+
+
+def remaining_ops(ep: Any, ops: Iterable[Any]) -> set[str]:
+    """Names of the ``ops`` (OpOverloads) still called by ``ep``'s graph."""
+    wanted = {str(op) for op in ops}
+    return {str(n.target) for n in ep.graph.nodes if n.op == "call_function" and str(n.target) in wanted}
+
+
+def custom_ops_in(ep: Any, namespaces: Sequence[str]) -> list[str]:
+    """``ns::op`` of every call in ``ep`` to an op in ``namespaces`` (what needs a lowering), in graph order."""
+    found: list[str] = []
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        ns = getattr(node.target, "namespace", None)
+        if ns in namespaces:
+            name = f"{ns}::{node.target._schema.name.split('::', 1)[-1]}"
+            if name not in found:
+                found.append(name)
+    return found
