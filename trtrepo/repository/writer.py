@@ -122,8 +122,11 @@ def _stage(
 
     _stage_logs(staging, out, log_dir, ops, kept=set(manifest_models) - set(built))
     plugin_paths = sorted({p for rec in manifest_models.values() for p in rec.get("plugin_libraries", [])})
-    if plugin_paths:
-        _stage_launch_script(staging, out, plugin_paths)
+    # the launch flags load libraries into the TensorRT backend: only TensorRT models' libraries belong there
+    trt_plugins = sorted({p for rec in manifest_models.values() if rec.get("target") == "tensorrt"
+                          for p in rec.get("plugin_libraries", [])})
+    if trt_plugins:
+        _stage_launch_script(staging, out, trt_plugins)
 
     manifest = {
         "schema": MANIFEST_SCHEMA,

@@ -1,0 +1,245 @@
+"""The repository writer: layout, manifest hashes, partial rebuilds, and atomicity when anything fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from trtrepo.errors import BuildError, SpecError
+from trtrepo.repository import config as cfg
+from trtrepo.repository import writer
+from trtrepo.repository.manifest import MANIFEST_FILENAME, environment, hash_tree, sha256_bytes, sha256_file
+from trtrepo.spec import Spec, load_spec
+from trtrepo.targets.base import IOSpec, ModelArtifacts
+
+SPEC = """
+repository: repo
+models:
+  - name: a
+    source: json:loads
+    inputs:
+      - {name: x, shape: [-1, 4], min: [1, 4], opt: [2, 4], max: [4, 4]}
+    outputs: [y]
+    triton: {max_batch_size: 4, dynamic_batching: true}
+  - name: b
+    source: json:loads
+    target: tensorrt
+    inputs:
+      - {name: x, shape: [3, 4]}
+    outputs: [y]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Spec:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "model.yaml").write_text(SPEC)
+    (tmp_path / "libs").mkdir()
+    (tmp_path / "libs" / "libtrtrepo_plugins.so").write_bytes(b"\x7fELF plugin library v1")
+    return load_spec(tmp_path / "proj" / "model.yaml")
+
+
+def artifacts_a(payload: bytes = b"pt2 bytes v1") -> ModelArtifacts:
+    return ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (-1, 4)),),
+                          outputs=(IOSpec("y", "fp32", (-1, 4)),),
+                          files={"model.pt2": payload, "model.py": b"# python backend\n"}, backend="python",
+                          record={"eager_device": "cpu"})
+
+
+def artifacts_b(lib: Path, payload: bytes = b"plan bytes v1") -> ModelArtifacts:
+    return ModelArtifacts(target="tensorrt", inputs=(IOSpec("x", "fp32", (3, 4)),),
+                          outputs=(IOSpec("y", "fp32", (3, 4)),),
+                          files={"model.plan": payload}, platform="tensorrt_plan", plugin_libraries=(lib,),
+                          gpu_required=True, record={"lowering": {"trtrepo::bias_gelu": "plugin"}})
+
+
+def write_both(spec: Spec, out: Path, tmp_path: Path, **kwargs: object) -> Path:
+    lib = tmp_path / "libs" / "libtrtrepo_plugins.so"
+    built = {"a": (spec.model("a"), artifacts_a()), "b": (spec.model("b"), artifacts_b(lib))}
+    return writer.write_repository(spec, built, out, environment={"trtrepo": "test"}, **kwargs)  # type: ignore[arg-type]
+
+
+def leftovers(parent: Path, out: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
+    logs = tmp_path / "buildlogs"
+    (logs / "b").mkdir(parents=True)
+    (logs / "b" / "engine.log").write_text("engine build log\n")
+    out = write_both(project, project.repository, tmp_path, log_dir=logs)
+
+    assert out == project.repository
+    assert (out / "a" / "1" / "model.pt2").read_bytes() == b"pt2 bytes v1"
+    assert (out / "b" / "1" / "model.plan").read_bytes() == b"plan bytes v1"
+    assert (out / "plugins" / "libtrtrepo_plugins.so").read_bytes() == b"\x7fELF plugin library v1"
+    assert (out / "logs" / "b" / "engine.log").read_text() == "engine build log\n"
+    assert len((out / "a" / "warmup" / "x").read_bytes()) == 1 * 4 * 4  # batch 1, per-sample dims [4], fp32
+
+    config_a = cfg.parse_text((out / "a" / "config.pbtxt").read_text())
+    assert config_a == cfg.model_config(project.model("a"), artifacts_a())
+    assert config_a.instance_group[0].kind == config_a.instance_group[0].KIND_CPU
+    config_b = cfg.parse_text((out / "b" / "config.pbtxt").read_text())
+    assert list(config_b.model_operations.op_library_filename) == ["plugins/libtrtrepo_plugins.so"]
+    assert config_b.instance_group[0].kind == config_b.instance_group[0].KIND_GPU
+
+    manifest = json.loads((out / MANIFEST_FILENAME).read_text())
+    assert manifest["environment"] == {"trtrepo": "test"}
+    assert manifest["spec"] == {"path": str(project.path), "sha256": sha256_file(project.path)}
+    assert manifest["plugins"] == {"plugins/libtrtrepo_plugins.so": sha256_bytes(b"\x7fELF plugin library v1")}
+    a, b = manifest["models"]["a"], manifest["models"]["b"]
+    assert (a["target"], a["precision"], a["version"], b["target"]) == ("torch", "fp32", 1, "tensorrt")
+    assert a["inputs"] == [{"name": "x", "dtype": "fp32", "shape": [-1, 4]}]
+    assert b["plugin_libraries"] == ["plugins/libtrtrepo_plugins.so"] and a["plugin_libraries"] == []
+    assert b["record"] == {"lowering": {"trtrepo::bias_gelu": "plugin"}}
+    for record in (a, b):
+        assert record["files"], "every artifact file is hashed"
+        for rel, digest in record["files"].items():
+            assert sha256_file(out / rel) == digest
+    assert set(a["files"]) == {"a/1/model.pt2", "a/1/model.py", "a/config.pbtxt", "a/warmup/x"}
+
+    launch = out / "launch.sh"
+    assert launch.is_file() and launch.stat().st_mode & stat.S_IXUSR
+    assert "plugins/libtrtrepo_plugins.so" in launch.read_text()
+    assert leftovers(out.parent, out) == []
+
+
+def test_rebuilding_one_model_keeps_the_others(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+    old_manifest = json.loads((out / MANIFEST_FILENAME).read_text())
+
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"pt2 bytes v2"))}, out,
+                            environment={"trtrepo": "test"})
+
+    after = hash_tree(out)
+    kept = {k: v for k, v in before.items() if k.startswith(("b/", "plugins/"))}
+    assert {k: v for k, v in after.items() if k.startswith(("b/", "plugins/"))} == kept
+    assert (out / "a" / "1" / "model.pt2").read_bytes() == b"pt2 bytes v2"
+    manifest = json.loads((out / MANIFEST_FILENAME).read_text())
+    assert manifest["models"]["b"] == old_manifest["models"]["b"]
+    assert manifest["models"]["a"]["files"]["a/1/model.pt2"] == sha256_bytes(b"pt2 bytes v2")
+    assert (out / "launch.sh").is_file(), "the kept TensorRT model still needs its plugin flags"
+
+
+def test_user_files_stay_and_removed_models_go(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    (out / "README.md").write_text("mine\n")
+    only_a = load_spec_text(tmp_path, SPEC.split("  - name: b")[0])
+    writer.write_repository(only_a, {"a": (only_a.model("a"), artifacts_a())}, out, environment={})
+    assert (out / "README.md").read_text() == "mine\n"
+    assert not (out / "b").exists() and not (out / "plugins").exists() and not (out / "launch.sh").exists()
+    assert set(json.loads((out / MANIFEST_FILENAME).read_text())["models"]) == {"a"}
+
+
+def load_spec_text(tmp_path: Path, text: str) -> Spec:
+    (tmp_path / "proj" / "model.yaml").write_text(text)
+    return load_spec(tmp_path / "proj" / "model.yaml")
+
+
+def _missing_library(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, ModelArtifacts]]:
+    return {"a": (spec.model("a"), artifacts_a()), "b": (spec.model("b"), artifacts_b(tmp_path / "nope.so"))}
+
+
+def _escaping_file(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, ModelArtifacts]]:
+    art = artifacts_a()
+    art.files["../../escape.txt"] = b"x"
+    return {"a": (spec.model("a"), art)}
+
+
+def _static_batch_dim(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, ModelArtifacts]]:
+    art = artifacts_a()
+    art.inputs = (IOSpec("x", "fp32", (4, 4)),)
+    return {"b": (spec.model("b"), artifacts_b(tmp_path / "libs" / "libtrtrepo_plugins.so", b"v2")),
+            "a": (spec.model("a"), art)}
+
+
+def _plugin_clash(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, ModelArtifacts]]:
+    other = tmp_path / "other" / "libtrtrepo_plugins.so"
+    other.parent.mkdir()
+    other.write_bytes(b"a different library")
+    a = artifacts_a()
+    a.plugin_libraries = (other,)
+    return {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(tmp_path / "libs" / "libtrtrepo_plugins.so"))}
+
+
+@pytest.mark.parametrize("make_built", [_missing_library, _escaping_file, _static_batch_dim, _plugin_clash],
+                         ids=["missing-library", "escaping-file", "static-batch-dim", "plugin-clash"])
+def test_failed_write_leaves_previous_repository_byte_identical(project: Spec, tmp_path: Path, make_built) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    (out / "README.md").write_text("mine\n")
+    before = hash_tree(out)
+    with pytest.raises(BuildError):
+        writer.write_repository(project, make_built(project, tmp_path), out, environment={})
+    assert hash_tree(out) == before
+    assert leftovers(out.parent, out) == []
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_failed_swap_restores_previous_repository(project: Spec, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+    real_rename = os.rename
+    calls = []
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # previous → backup succeeded; staging → target fails (e.g. disk quota)
+            raise OSError("injected rename failure")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(writer.os, "rename", rename)
+    with pytest.raises(BuildError, match="could not move the new repository"):
+        write_both(project, out, tmp_path)
+    monkeypatch.undo()
+    assert hash_tree(out) == before
+    assert leftovers(out.parent, out) == []
+
+
+def test_failed_build_leaves_previous_repository_byte_identical(project: Spec, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orchestrator: a SpecError, or a target raising after another model was built, writes nothing."""
+    pytest.importorskip("torch", reason="build() exports with torch")
+    from trtrepo import build as build_mod
+    from trtrepo.targets import base
+
+    proj = tmp_path / "proj"
+    (proj / "tinynet.py").write_text(
+        "import torch\n\nclass Net(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n\n"
+        "def build():\n    return Net()\n")
+    (proj / "model.yaml").write_text(SPEC.replace("json:loads", "tinynet:build").replace("target: tensorrt",
+                                                                                         "target: torch"))
+    spec = load_spec(proj / "model.yaml")
+    out = write_both(spec, spec.repository, tmp_path)
+    before = hash_tree(out)
+
+    with pytest.raises(SpecError, match=r"^--models: unknown model 'nope'$"):
+        build_mod.build(spec.path, models="a,nope")
+    assert hash_tree(out) == before
+
+    calls = []
+
+    def target(ctx: base.BuildContext, model: object, ep: object) -> ModelArtifacts:
+        calls.append(model.name)  # type: ignore[attr-defined]
+        if model.name == "b":  # type: ignore[attr-defined]
+            raise RuntimeError("target failed mid-build")
+        return artifacts_a(b"new")
+
+    monkeypatch.setattr(base, "get_target", lambda name: target)
+    with pytest.raises(RuntimeError, match="target failed mid-build"):
+        build_mod.build(spec.path, target="torch")
+    assert calls == ["a", "b"]
+    assert hash_tree(out) == before
+    assert leftovers(out.parent, out) == []
+
+
+def test_environment_facts_are_cheap_and_complete() -> None:
+    env = environment()
+    for key in ("trtrepo", "python", "torch", "tensorrt", "torch_tensorrt", "tritonclient"):
+        assert key in env
+    assert env["python"].count(".") == 2
