@@ -14,6 +14,7 @@ All functions here are pure except :func:`creators_in_library`.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,10 +124,10 @@ def version_tuple(version: str) -> tuple[int, ...]:
     """``"10.13.3.9"`` → ``(10, 13, 3)``: TensorRT plans are tied to major.minor.patch."""
     parts = []
     for piece in version.strip().split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
+        match = re.match(r"\d+", piece)
+        if match is None:
             break
-        parts.append(int(digits))
+        parts.append(int(match.group()))
     return tuple(parts)
 
 
