@@ -49,7 +49,8 @@ def test_build_options_only_what_the_release_takes(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("TRTREPO_TRT_OPT_LEVEL", "3")
     opts = build_options(accepted, "fp16", tmp_path / "t.cache", ("y", "z"))
     assert opts == {"min_block_size": 1, "require_full_compilation": True,
-                    "timing_cache_path": str(tmp_path / "t.cache"), "optimization_level": 3, "output_binding_names": ("y", "z")}
+                    "timing_cache_path": str(tmp_path / "t.cache"), "optimization_level": 3,
+                    "output_binding_names": ("y", "z")}
     monkeypatch.setenv("TRTREPO_TRT_OPT_LEVEL", "9")
     with pytest.raises(SpecError, match="TRTREPO_TRT_OPT_LEVEL"):
         build_options(accepted, "fp16", tmp_path / "t.cache")
