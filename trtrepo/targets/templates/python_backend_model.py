@@ -1,0 +1,200 @@
+"""Triton Python-backend model that serves a torch.export program (model.pt2), written by trtrepo.
+
+Self-contained: imports torch, numpy and triton_python_backend_utils only, so a deployment does not need trtrepo.
+Everything model-specific comes from config.pbtxt: the input order (= forward() arguments), the output names and
+dtypes, max_batch_size, and these parameters:
+
+    trtrepo_op_libraries    ';'-separated custom-op libraries, relative to the repository root, loaded with
+                            torch.ops.load_library before the program is loaded.
+    trtrepo_program         the program file in the version folder (default model.pt2).
+    trtrepo_tensor_transfer ``dlpack`` (default) or ``numpy``: how tensors cross into and out of torch.
+
+Tensors cross by DLPack, not NumPy: the Python backend's NumPy bridge is built against NumPy 1.x and misreads
+NumPy 2 arrays, and it cannot carry bf16 or GPU tensors at all. Each request that fails gets its own error
+response; the stub never crashes on a bad request.
+"""
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+# The stub embeds its own Python and ignores PYTHONPATH; `trtrepo serve` passes the packages of the interpreter it
+# runs in (torch, numpy) as TRTREPO_PYTHONPATH. A deployment with torch installed where the stub looks needs none.
+for _entry in reversed(os.environ.get("TRTREPO_PYTHONPATH", "").split(os.pathsep)):
+    if _entry and _entry not in sys.path:
+        sys.path.insert(0, _entry)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+_TORCH_DTYPES = {
+    "TYPE_BOOL": torch.bool,
+    "TYPE_UINT8": torch.uint8,
+    "TYPE_INT8": torch.int8,
+    "TYPE_INT16": torch.int16,
+    "TYPE_INT32": torch.int32,
+    "TYPE_INT64": torch.int64,
+    "TYPE_FP16": torch.float16,
+    "TYPE_FP32": torch.float32,
+    "TYPE_FP64": torch.float64,
+    "TYPE_BF16": torch.bfloat16,
+}
+
+
+class RequestError(Exception):
+    """A problem with one request (its inputs); answered with an error response for that request only."""
+
+
+class TritonPythonModel:
+    """Runs the exported program on the instance's device; batches requests along dim 0."""
+
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        model_dir = Path(args["model_repository"])
+        repository = model_dir.parent
+        version_dir = model_dir / str(args["model_version"])
+        self.name = args["model_name"]
+        self.max_batch_size = int(config.get("max_batch_size", 0))
+        self.inputs = [(t["name"], _TORCH_DTYPES[t["data_type"]]) for t in config["input"]]
+        self.outputs = [(t["name"], _TORCH_DTYPES[t["data_type"]]) for t in config["output"]]
+        self.transfer = params.get("trtrepo_tensor_transfer", "dlpack") or "dlpack"
+        if args.get("model_instance_kind") == "GPU":
+            self.device = torch.device("cuda", int(args.get("model_instance_device_id", 0)))
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        for rel in filter(None, params.get("trtrepo_op_libraries", "").split(";")):
+            library = repository / rel
+            if not library.is_file():
+                raise pb_utils.TritonModelException(f"{self.name}: op library {rel} not found at {library}")
+            torch.ops.load_library(str(library))
+        program = version_dir / (params.get("trtrepo_program") or "model.pt2")
+        ep = torch.export.load(str(program))
+        ep = _to_device(ep, self.device)
+        self.module = ep.module()
+        self.lock = threading.Lock()
+        pb_utils.Logger.log_info(
+            f"{self.name}: loaded {program.name} on {self.device} (torch {torch.__version__}, numpy {np.__version__}, "
+            f"transfer {self.transfer})"
+        )
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        groups = {}
+        for i, request in enumerate(requests):
+            try:
+                tensors = [self._input(request, name, dtype) for name, dtype in self.inputs]
+            except Exception as exc:  # one bad request must not fail the others
+                responses[i] = _error(f"{self.name}: {exc}")
+                continue
+            key = tuple((tuple(t.shape[1:]) if self.max_batch_size > 0 else tuple(t.shape)) for t in tensors)
+            groups.setdefault(key, []).append((i, tensors))
+        for members in groups.values():
+            try:
+                results = self._run_group(members)
+            except Exception:
+                if len(members) == 1:
+                    responses[members[0][0]] = _describe_failure(self.name)
+                    continue
+                results = {}
+                for member in members:  # find out which request failed; answer the others
+                    try:
+                        results.update(self._run_group([member]))
+                    except Exception:
+                        responses[member[0]] = _describe_failure(self.name)
+            for i, outs in results.items():
+                try:
+                    responses[i] = pb_utils.InferenceResponse(
+                        output_tensors=[self._output(name, t) for (name, _), t in zip(self.outputs, outs, strict=True)]
+                    )
+                except Exception:
+                    responses[i] = _describe_failure(self.name)
+        return responses
+
+    def finalize(self):
+        self.module = None
+
+    # -- helpers
+    def _run_group(self, members):
+        """Run requests whose inputs agree on all non-batch dims as one batch; return {index: [outputs]}."""
+        if self.max_batch_size > 0 and len(members) > 1:
+            sizes = [tensors[0].shape[0] for _, tensors in members]
+            args = [torch.cat([tensors[k] for _, tensors in members], dim=0) for k in range(len(self.inputs))]
+        else:
+            sizes = [members[0][1][0].shape[0] if self.max_batch_size > 0 else None]
+            args = members[0][1]
+        with self.lock, torch.inference_mode():
+            outs = self.module(*[a.to(self.device, non_blocking=True) for a in args])
+        outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+        if len(outs) != len(self.outputs):
+            raise RequestError(f"program returned {len(outs)} outputs, config.pbtxt declares {len(self.outputs)}")
+        for (name, dtype), out in zip(self.outputs, outs, strict=True):
+            if out.dtype != dtype:
+                raise RequestError(f"output {name}: program returned {out.dtype}, config.pbtxt declares {dtype}")
+        if len(members) == 1:
+            # An output may alias the request's input memory (a pass-through), which is released with the request.
+            inputs = {a.untyped_storage().data_ptr() for a in args}
+            return {members[0][0]: [o.clone() if o.untyped_storage().data_ptr() in inputs else o for o in outs]}
+        total = sum(sizes)
+        for (name, _), out in zip(self.outputs, outs, strict=True):
+            if out.dim() == 0 or out.shape[0] != total:
+                raise RequestError(f"output {name}: dim 0 is not the batch dim ({tuple(out.shape)}, batch {total})")
+        pieces = [torch.split(out, sizes, dim=0) for out in outs]
+        return {i: [p[j] for p in pieces] for j, (i, _) in enumerate(members)}
+
+    def _input(self, request, name, dtype):
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        if tensor is None:
+            raise RequestError(f"input {name!r} missing from the request")
+        if self.transfer == "numpy" and tensor.is_cpu():
+            value = torch.from_numpy(np.array(tensor.as_numpy(), copy=True))
+        else:
+            value = torch.utils.dlpack.from_dlpack(tensor.to_dlpack())
+        if value.dtype != dtype:
+            value = value.view(dtype) if value.element_size() == torch.empty((), dtype=dtype).element_size() \
+                else value.to(dtype)
+        return value
+
+    def _output(self, name, value):
+        value = value.detach()
+        if self.transfer == "numpy":
+            # Only for diagnosis: with NumPy 2 in the stub this path sends 0-byte outputs (pybind11 NumPy 1 ABI).
+            array = value.cpu().contiguous().numpy()
+            return pb_utils.Tensor(name, np.ascontiguousarray(array))
+        return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(value.contiguous()))
+
+
+def _to_device(ep, device):
+    """Move the program (weights and device arguments inside the graph) to ``device``."""
+    current = {v.device for v in ep.state_dict.values()} | {v.device for v in ep.constants.values()
+                                                            if isinstance(v, torch.Tensor)}
+    if current <= {device}:
+        return ep
+    try:
+        from torch.export.passes import move_to_device_pass
+    except ImportError:  # older torch: move the parameters of the unlifted module instead
+        return _ModuleOnDevice(ep, device)
+    return move_to_device_pass(ep, device)
+
+
+class _ModuleOnDevice:
+    def __init__(self, ep, device):
+        self._module = ep.module().to(device)
+
+    def module(self):
+        return self._module
+
+
+def _error(message):
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+
+
+def _describe_failure(name):
+    exc = sys.exc_info()[1]
+    first = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+    pb_utils.Logger.log_error(f"{name}: request failed: {type(exc).__name__}: {first}")
+    return _error(f"{name}: {type(exc).__name__}: {first}")

@@ -1,0 +1,160 @@
+"""Portable ``torch`` target: the ExportedProgram itself, served by a generated Triton Python-backend model.
+
+Version folder: ``model.pt2`` (``torch.export.save``) and ``model.py`` (trtrepo/targets/templates/
+python_backend_model.py, which needs only torch, numpy and triton_python_backend_utils at serve time). The custom-op
+library goes to ``<repository>/plugins/`` and config.pbtxt's ``trtrepo_op_libraries`` parameter names it
+(repository-relative); model.py loads it before loading the program.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtrepo.errors import BuildError
+from trtrepo.targets.base import BuildContext, IOSpec, ModelArtifacts, register_target
+
+if TYPE_CHECKING:
+    from trtrepo.spec import ModelSpec
+
+LOGGER = logging.getLogger(__name__)
+
+TARGET = "torch"
+BACKEND = "python"
+PROGRAM_FILE = "model.pt2"
+MODEL_FILE = "model.py"
+TEMPLATE = "python_backend_model.py"
+PARAM_OP_LIBRARIES = "trtrepo_op_libraries"
+PARAM_PROGRAM = "trtrepo_program"
+PLUGINS_DIR = "plugins"
+
+
+@register_target(TARGET)
+def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
+    """Package ``ep`` as a Python-backend model.
+
+    Args:
+        ctx: The build context; ``ctx.ops.torch_library`` (if any) is the op library model.py loads.
+        model: The model's spec: input names (in forward() order) and output names come from it.
+        ep: The model's ``torch.export.ExportedProgram``.
+
+    Returns:
+        The artifacts: model.pt2 + model.py, inputs/outputs read from the program, the op library.
+
+    Raises:
+        BuildError: The program's user inputs/outputs do not match the spec's counts, an output is not a tensor,
+            or the program cannot be serialized.
+    """
+    inputs, outputs = resolve_io(model, ep)
+    files = {PROGRAM_FILE: serialize_program(ep, model), MODEL_FILE: model_py_source()}
+    libraries = _op_libraries(ctx)
+    parameters = {PARAM_PROGRAM: PROGRAM_FILE}
+    if libraries:
+        parameters[PARAM_OP_LIBRARIES] = ";".join(f"{PLUGINS_DIR}/{lib.name}" for lib in libraries)
+    import torch
+
+    record = {
+        "output_names": [o.name for o in outputs],
+        "torch_version": str(torch.__version__),
+        "op_libraries": [lib.name for lib in libraries],
+        "custom_ops": sorted(custom_ops(ep)),
+        "export_device": ctx.device,
+    }
+    LOGGER.debug("torch target %s: inputs %s outputs %s libraries %s", model.name, inputs, outputs, libraries)
+    return ModelArtifacts(
+        target=TARGET,
+        inputs=inputs,
+        outputs=outputs,
+        files=files,
+        backend=BACKEND,
+        plugin_libraries=tuple(libraries),
+        parameters=parameters,
+        gpu_required=False,
+        record=record,
+    )
+
+
+def resolve_io(model: ModelSpec, ep: Any) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
+    """Inputs and outputs as the program has them: dtype and shape from the node metas, -1 for symbolic dims.
+
+    Inputs are the program's user inputs (not parameters, buffers or constants) named by the spec's inputs in
+    order; outputs are its user outputs named by the spec's outputs in order.
+    """
+    from trtrepo.export import dtype_name
+
+    signature = ep.graph_signature
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    user_inputs = [placeholders[name] for name in signature.user_inputs if name in placeholders]
+    if len(user_inputs) != len(model.inputs):
+        raise BuildError(f"{model.yaml_path}.inputs: the program takes {len(user_inputs)} tensor inputs "
+                         f"({[n.name for n in user_inputs]}), the spec lists {len(model.inputs)}")
+    output_node = next(n for n in ep.graph.nodes if n.op == "output")
+    flat = list(output_node.args[0]) if isinstance(output_node.args[0], (tuple, list)) else [output_node.args[0]]
+    n_user = len(signature.user_outputs)
+    user_outputs = flat[len(flat) - n_user:] if n_user else []
+    if len(user_outputs) != len(model.outputs):
+        raise BuildError(f"{model.yaml_path}.outputs: the program returns {len(user_outputs)} outputs, the spec "
+                         f"lists {len(model.outputs)} ({[o.name for o in model.outputs]})",
+                         hint="list one output per tensor forward() returns, in order")
+    inputs = tuple(_io(spec.name, node, f"{model.yaml_path}.inputs[{i}]", dtype_name)
+                   for i, (spec, node) in enumerate(zip(model.inputs, user_inputs, strict=True)))
+    outputs = tuple(_io(spec.name, node, f"{model.yaml_path}.outputs[{i}]", dtype_name)
+                    for i, (spec, node) in enumerate(zip(model.outputs, user_outputs, strict=True)))
+    return inputs, outputs
+
+
+def _io(name: str, node: Any, where: str, dtype_name: Any) -> IOSpec:
+    import torch
+
+    value = node.meta.get("val") if hasattr(node, "meta") else None
+    if not isinstance(value, torch.Tensor):
+        raise BuildError(f"{where}: {name!r} is not a tensor in the exported program ({type(value).__name__})",
+                         hint="forward() must take and return tensors only")
+    shape = tuple(int(d) if isinstance(d, int) else -1 for d in value.shape)
+    return IOSpec(name=name, dtype=dtype_name(value.dtype), shape=shape)
+
+
+def serialize_program(ep: Any, model: ModelSpec) -> bytes:
+    """``torch.export.save`` into bytes."""
+    import torch
+
+    buffer = io.BytesIO()
+    try:
+        torch.export.save(ep, buffer)
+    except Exception as exc:
+        raise BuildError(f"{model.yaml_path}: cannot serialize the exported program of {model.name!r}: {exc}") \
+            from exc
+    return buffer.getvalue()
+
+
+def model_py_source() -> bytes:
+    """The generated model.py: the template, with a header saying where it came from."""
+    text = resources.files("trtrepo.targets.templates").joinpath(TEMPLATE).read_text()
+    header = "# Generated by trtrepo (torch target). Edits are lost on the next `trtrepo build`.\n"
+    return (header + text).encode()
+
+
+def custom_ops(ep: Any) -> set[str]:
+    """``namespace::name`` of every op in the program outside torch's own namespaces."""
+    found = set()
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        namespace = getattr(node.target, "namespace", None)
+        if namespace and namespace not in ("aten", "prim", "prims", "_operator", "higher_order"):
+            found.add(f"{namespace}::{node.target._opname if hasattr(node.target, '_opname') else node.target}")
+    return found
+
+
+def _op_libraries(ctx: BuildContext) -> list[Path]:
+    ops = ctx.ops
+    library = getattr(ops, "torch_library", None) if ops is not None else None
+    if library is None:
+        return []
+    path = Path(library)
+    if not path.is_file():
+        raise BuildError(f"op library {path} does not exist", hint="the op build did not produce it; see its log")
+    return [path]
