@@ -532,11 +532,13 @@ def _load_custom_ops(spec: Spec, device: str, progress: Callable[[str], None]) -
     """Build (cached) and load the spec's custom op library so eager forward() finds torch.ops.<ns>.<op>."""
     if not spec.plugin_sources:
         return
+    from trtrepo.build import cache_path
     from trtrepo.ops.build import build_ops
     from trtrepo.ops.library import load_ops
 
-    progress(f"bench: building/loading custom ops from {', '.join(str(p) for p in spec.plugin_sources)}")
-    built = build_ops(spec.plugin_sources, with_cuda=device == "cuda")
+    # Same cache and options as `trtrepo build`: after a build this is a cache hit that compiles nothing.
+    progress(f"bench: loading custom ops from {', '.join(str(p) for p in spec.plugin_sources)} (device {device})")
+    built = build_ops(spec.plugin_sources, cache_path(spec), progress=progress)
     load_ops(built)
 
 
