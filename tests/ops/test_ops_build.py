@@ -1,0 +1,157 @@
+"""Builds: CPU torch op library, PTX entries, content-hash cache, compiler errors with file:line, TensorRT absence."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trtrepo import deps
+from trtrepo.errors import BuildError, MissingDependencyError
+from trtrepo.ops import build
+
+PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
+needs_nvcc = pytest.mark.skipif(deps.find_nvcc() is None, reason="nvcc not found (CUDA toolkit)")
+
+
+def test_cpu_library_built_with_logs_and_reproduce(built_ops) -> None:
+    lib = built_ops.torch_library
+    assert lib.is_file() and lib.name == build.LIBRARY_NAME
+    assert not built_ops.with_cuda
+    assert (lib.parent / "build.log").read_text().count("[exit 0,") >= 5  # 4 compiles + link
+    reproduce = (lib.parent / "reproduce.sh").read_text()
+    assert "-DTRTREPO_CPU_ONLY" in reproduce and "bias_gelu_torch.cpp" in reproduce
+    assert set(built_ops.hashes) == {"torch_library", "ptx:trtrepo::bias_gelu", "ptx:trtrepo::fused_add_rms_norm"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in built_ops.hashes.values())
+
+
+@needs_nvcc
+def test_ptx_has_every_entry(built_ops) -> None:
+    for name, desc in built_ops.descriptions.items():
+        text = built_ops.ptx[name].read_text()
+        assert f".target sm_{build.ptx_arch()}" in text
+        for entry in desc.kernel.entries.values():
+            assert f".visible .entry {entry}(" in text
+        entries = re.findall(r"\.visible \.entry (\w+)\(", text)
+        assert sorted(entries) == sorted(desc.kernel.entries.values())
+
+
+def test_second_build_compiles_nothing(built_ops, ops_cache: Path, build_stats: dict[str, int]) -> None:
+    assert build_stats["first_build_compiles"] >= 7  # 4 compiles + link + 2 PTX: the first build really compiled
+    before = build.compile_count()
+    again = build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=False)
+    assert build.compile_count() == before
+    assert again.torch_library == built_ops.torch_library
+    assert again.hashes == built_ops.hashes
+
+
+def _broken_op(root: Path, name: str, files: dict[str, str]) -> Path:
+    op = root / name
+    op.mkdir(parents=True)
+    (op / "op.yaml").write_text(
+        f'name: trtrepo_test::{name}\nschema: "{name}(Tensor x) -> Tensor"\ninputs: [x]\n'
+        "outputs: [{name: out, like: x}]\ndtypes: [fp32]\n"
+        + (f"kernel: {{source: {name}_kernel.cu, entries: {{fp32: {name}_f32}}, block: 256, grid: rows}}\n"
+           if f"{name}_kernel.cu" in files else "")
+    )
+    for fname, text in files.items():
+        (op / fname).write_text(text)
+    return op
+
+
+def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    _broken_op(src, "oops", {"oops_cpu.cpp": "// fine\nint f() {\n  return undeclared_name;\n}\n"})
+    with pytest.raises(BuildError) as info:
+        build.build_ops([src], tmp_path / "cache", with_cuda=False)
+    msg = str(info.value)
+    assert re.search(r"oops_cpu\.cpp:3: .*undeclared_name", msg), msg
+    log = re.search(r"\(log: (\S+)\)", msg)
+    assert log and Path(log.group(1)).is_file()
+    assert (Path(log.group(1)).parent / "reproduce.sh").is_file()
+    assert "reproduce.sh" in (info.value.hint or "")
+
+
+@needs_nvcc
+def test_ptx_compile_error_names_file_and_line(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    _broken_op(src, "bad", {"bad_cpu.cpp": "int g() { return 0; }\n",
+                            "bad_kernel.cu": 'extern "C" __global__ void bad_f32(float* x) {\n  x[0] = nope;\n}\n'})
+    with pytest.raises(BuildError) as info:
+        build.build_ops([src], tmp_path / "cache", with_cuda=False)
+    assert re.search(r"bad_kernel\.cu:2: .*nope", str(info.value)), str(info.value)
+
+
+@needs_nvcc
+def test_missing_ptx_entry_is_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "common").mkdir(parents=True)
+    _broken_op(src, "ent", {"ent_cpu.cpp": "int h() { return 0; }\n",
+                            "ent_kernel.cu": "__global__ void ent_f32(float* x) { x[0] = 1.0f; }\n"})  # C++ mangled
+    with pytest.raises(BuildError, match=r"kernel.entries: ent_f32 not in the PTX"):
+        build.build_ops([src], tmp_path / "cache", with_cuda=False)
+
+
+def test_first_compiler_error_formats() -> None:
+    gcc = "In file included from a.cpp:1:\n/x/b.h:12:5: error: 'foo' was not declared\n/x/c.cpp:3:1: error: later\n"
+    assert build.first_compiler_error(gcc) == "/x/b.h:12: 'foo' was not declared"
+    nvcc = '/k/op.cu(41): error: identifier "nope" is undefined\n'
+    assert build.first_compiler_error(nvcc) == '/k/op.cu:41: identifier "nope" is undefined'
+    assert build.first_compiler_error("all good\n") is None
+
+
+def test_tensorrt_missing_names_headers_and_image(built_ops, ops_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if build.find_tensorrt() is not None:
+        pytest.skip("TensorRT is installed here: the absence path cannot be exercised")
+    monkeypatch.setenv("TENSORRT_ROOT", str(ops_cache / "no-tensorrt-here"))
+    with pytest.raises(MissingDependencyError) as info:
+        build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=False, tensorrt=True)
+    assert "NvInfer.h" in str(info.value) and "libnvinfer" in str(info.value)
+    assert deps.NGC_PYTORCH_IMAGE in (info.value.hint or "")
+
+
+def test_with_cuda_needs_cuda_torch(ops_cache: Path) -> None:
+    import torch
+
+    if torch.version.cuda is not None:
+        pytest.skip("this torch is a CUDA build")
+    with pytest.raises(MissingDependencyError, match="CUDA build of torch"):
+        build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=True)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("80;90", ["80", "90"]), ("sm_90a, compute_100", ["90a", "100"]), ("8.6 12.0", ["86", "120"]),
+])
+def test_parse_archs(value: str, expected: list[str]) -> None:
+    assert build.parse_archs(value) == expected
+
+
+def test_parse_archs_rejects_garbage() -> None:
+    with pytest.raises(BuildError, match="TRTREPO_CUDA_ARCHS"):
+        build.parse_archs("hopper")
+
+
+def test_ptx_arch_is_lowest_requested(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRTREPO_CUDA_ARCHS", "90;80;100")
+    assert build.ptx_arch() == "80"
+    monkeypatch.delenv("TRTREPO_CUDA_ARCHS")
+    assert build.ptx_arch() == build.DEFAULT_PTX_ARCH
+
+
+def test_no_ops_found(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"no op\.yaml"):
+        build.build_ops([tmp_path], tmp_path / "cache")
+
+
+def test_source_change_rebuilds(built_ops, tmp_path: Path) -> None:
+    """A copy of plugin_src with one changed comment gets a new cache folder (the hash covers sources)."""
+    copy = tmp_path / "plugin_src"
+    shutil.copytree(PLUGIN_SRC, copy, ignore=shutil.ignore_patterns("*_plugin.*", "CMakeLists.txt", "trt_*"))
+    key_a = build._content_hash(sorted(copy.rglob("*.cu")), {})
+    cu = copy / "bias_gelu" / "bias_gelu_kernel.cu"
+    cu.write_text(cu.read_text() + "\n// changed\n")
+    assert build._content_hash(sorted(copy.rglob("*.cu")), {}) != key_a

@@ -1,0 +1,114 @@
+"""op.yaml parsing: the shipped ops, broken descriptions (tests/ops/cases/*), launch-rule expressions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trtrepo.errors import SpecError
+from trtrepo.ops.description import discover_ops, evaluate, load_op_description, parse_expression
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN_SRC = REPO / "plugin_src"
+CASES = Path(__file__).parent / "cases"
+
+
+def test_shipped_ops_parse() -> None:
+    ops = discover_ops([PLUGIN_SRC])
+    assert list(ops) == ["trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm"]
+    rms = ops["trtrepo::fused_add_rms_norm"]
+    assert rms.inputs == ("x", "residual", "weight")
+    assert [(a.name, a.type, a.default) for a in rms.attributes] == [("eps", "float", 1e-6)]
+    assert [(o.name, o.like) for o in rms.outputs] == [("out", "x"), ("residual_out", "x")]
+    assert rms.dtypes == ("fp32", "fp16", "bf16")
+    assert (rms.plugin.name, rms.plugin.version, rms.plugin.namespace) == ("TrtrepoFusedAddRmsNorm", "1", "trtrepo")
+    assert rms.kernel is not None and rms.kernel.entries["bf16"] == "trtrepo_fused_add_rms_norm_bf16"
+    assert [s.name for s in rms.kernel.scalars] == ["rows", "cols", "eps_bits"]
+    assert callable(rms.load_decomposition())
+
+
+def test_op_folder_and_root_both_accepted() -> None:
+    assert list(discover_ops([PLUGIN_SRC / "bias_gelu"])) == ["trtrepo::bias_gelu"]
+
+
+def test_duplicate_op_names_rejected() -> None:
+    with pytest.raises(SpecError, match="already declared"):
+        discover_ops([PLUGIN_SRC / "bias_gelu", PLUGIN_SRC])
+
+
+def test_missing_folder_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist"):
+        discover_ops([tmp_path / "nope"])
+
+
+def _broken_cases() -> list[Path]:
+    return sorted(p for p in CASES.glob("broken_*") if (p / "op.yaml").is_file())
+
+
+@pytest.mark.parametrize("case", _broken_cases(), ids=lambda p: p.name)
+def test_broken_description(case: Path) -> None:
+    """Each case's op.yaml starts with '# expect: <text>': the SpecError names the file; message + hint hold it."""
+    expect = (case / "op.yaml").read_text().splitlines()[0].removeprefix("# expect:").strip()
+    with pytest.raises(SpecError) as info:
+        load_op_description(case / "op.yaml")
+    assert str(case / "op.yaml") in str(info.value)
+    assert expect in f"{info.value} {info.value.hint or ''}"
+
+
+def test_there_are_broken_cases() -> None:
+    assert len(_broken_cases()) >= 8
+
+
+def test_bias_gelu_launch_rule() -> None:
+    k = discover_ops([PLUGIN_SRC])["trtrepo::bias_gelu"].kernel
+    assert k is not None
+    # fp16: 8 elements per 16-byte vector, 256 threads → 2048 elements per block.
+    cfg = k.launch([3, 5, 4096], "fp16")
+    assert (cfg.entry, cfg.block, cfg.grid, cfg.shared_memory) == ("trtrepo_bias_gelu_f16", 256, 30, 0)
+    assert cfg.scalars == (3 * 5 * 4096, 4096)
+    assert k.launch([7, 3], "fp32").grid == 1  # ceil(21 / 1024)
+    assert k.launch([1025, 1], "fp32").grid == 2
+
+
+def test_fused_add_rms_norm_launch_rule() -> None:
+    desc = discover_ops([PLUGIN_SRC])["trtrepo::fused_add_rms_norm"]
+    k = desc.kernel
+    assert k is not None
+    warp = k.launch([17, 1024], "fp32", {"eps": 1e-6})  # warp per row: 8 rows per block
+    assert (warp.grid, warp.scalars[:2]) == (3, (17, 1024))
+    assert warp.scalars[2] == 0x358637BD  # float32 bits of 1e-6
+    block = k.launch([2, 3, 1025], "bf16", {"eps": 1e-6})  # block per row
+    assert (block.entry, block.grid) == ("trtrepo_fused_add_rms_norm_bf16", 6)
+
+
+def test_launch_rule_matches_launcher_source() -> None:
+    """The C++ launcher and op.yaml state the same block size and warp/block switch (a change to one needs both)."""
+    ops = discover_ops([PLUGIN_SRC])
+    for desc in ops.values():
+        assert desc.kernel is not None
+        text = desc.kernel.source.read_text()
+        assert f"constexpr int kBlock = {desc.kernel.block};" in text
+    rms = ops["trtrepo::fused_add_rms_norm"].kernel
+    assert rms is not None and "cols <= 1024" in rms.grid
+    assert "kWarpRowMaxCols = 1024;" in rms.source.read_text()
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("rows / 2", "operator Div"),
+    ("__import__('os')", "only the functions"),
+    ("rowz * 2", "did you mean 'rows'"),
+    ("rows < cols < 3", "single comparisons"),
+    ("1.5 * rows", "not an integer"),
+    ("[rows]", "List not allowed"),
+])
+def test_expression_rejects(expr: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_expression(expr, ["rows", "cols"])
+
+
+def test_expression_evaluates() -> None:
+    env = {"rows": 10, "cols": 2000, "block": 256, "eps": 1e-6}
+    assert evaluate("ceil_div(rows, block // 32) if cols <= 1024 else rows", env) == 10
+    assert evaluate("max(1, min(rows - 20, 5))", env) == 1
+    assert evaluate("float_bits(eps)", env) == 0x358637BD
