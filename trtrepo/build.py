@@ -81,15 +81,16 @@ def build(
     from trtrepo.repository.manifest import MANIFEST_FILENAME
 
     spec = load_spec(spec_path)
-    progress(f"spec: {spec.path} ({len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     chosen = select_models(spec, models)
     repository = repository_path(spec, out)
     deps.require("torch", "trtrepo build")
     warnings: list[str] = []
     targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
+    check_ops(spec, chosen)
+    # progress starts once every check on the user's input has passed: a bad spec prints its error line only
+    progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
         progress(f"target: {name} → {chosen_target}")
-    check_ops(spec, chosen)
 
     cache_dir = cache_path(spec)
     log_dir = cache_dir / "logs" / "last-build"

@@ -37,6 +37,13 @@ def _csv(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+class _LowerLevelFormatter(logging.Formatter):
+    """``warning: ...`` like the ``error: ...`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace(record.levelname, record.levelname.lower(), 1)
+
+
 def _setup_logging(verbose: bool) -> None:
     """trtrepo's warnings (``auto → torch``) always reach stderr; -v adds debug messages."""
     logger = logging.getLogger("trtrepo")
@@ -45,8 +52,8 @@ def _setup_logging(verbose: bool) -> None:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._trtrepo_cli = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if not verbose
-                                           else "%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LowerLevelFormatter("%(levelname)s: %(message)s" if not verbose
+                                              else "%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logger.propagate = False

@@ -243,7 +243,8 @@ def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
 
 def _stage_logs(staging: Path, out: Path, log_dir: Path | None, ops: Any, kept: set[str]) -> None:
     logs = staging / LOGS_DIRNAME
-    if log_dir is not None and Path(log_dir).is_dir():
+    # every folder at the repository root is polled by tritonserver as a model: no empty logs/ folder
+    if log_dir is not None and Path(log_dir).is_dir() and any(Path(log_dir).iterdir()):
         shutil.copytree(log_dir, logs, dirs_exist_ok=True)
     for path in _ops_logs(ops):
         (logs / "ops").mkdir(parents=True, exist_ok=True)
