@@ -1,0 +1,244 @@
+"""Talk to Triton over HTTP or gRPC with a timeout on every call; concurrent requests for ragged batches.
+
+Failures split in two: the server answered with an error (a rejected shape, a failing model: ``RequestFailed``,
+recorded against the one case) or it could not be reached (``ServeError``: the run stops). Every call is bounded
+by ``timeout`` seconds, so a hung or dead server ends the run instead of hanging it.
+
+Kept free of parity logic so a load loop (``trtrepo bench``) can reuse :class:`TritonClient`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trtrepo.errors import ServeError
+
+LOGGER = logging.getLogger(__name__)
+
+PROTOCOLS = ("http", "grpc")
+DEFAULT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+
+
+class RequestFailed(Exception):
+    """The server answered the request with an error (the message is the server's, one line)."""
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """Outputs of one request and its round-trip time."""
+
+    outputs: dict[str, np.ndarray]
+    latency_s: float
+
+
+class TritonClient:
+    """One connection to Triton over ``protocol`` (``http`` or ``grpc``) at ``url`` (``host:port``).
+
+    Not thread-safe (neither tritonclient client is): use one per thread, see :func:`infer_concurrently`.
+    """
+
+    def __init__(self, protocol: str, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        self.protocol = protocol
+        self.url = url
+        self.timeout = timeout
+        try:
+            if protocol == "http":
+                import tritonclient.http as module
+
+                self._client = module.InferenceServerClient(url, connection_timeout=min(CONNECT_TIMEOUT, timeout),
+                                                            network_timeout=timeout)
+            else:
+                import tritonclient.grpc as module  # type: ignore[no-redef]
+
+                self._client = module.InferenceServerClient(url)
+        except ImportError as exc:
+            from trtrepo.errors import MissingDependencyError
+
+            raise MissingDependencyError(f"the {protocol} client needs tritonclient ({exc})",
+                                         hint="pip install 'tritonclient[http,grpc]'") from None
+        except Exception as exc:
+            raise ServeError(f"{protocol} {url}: cannot create a client: {_one_line(exc)}") from None
+        self._module = module
+
+    # -- health
+    def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = self.timeout
+        return getattr(self._client, fn)(*args, **kwargs)
+
+    def is_server_live(self) -> bool:
+        """True when the server answers its liveness endpoint."""
+        try:
+            return bool(self._call("is_server_live"))
+        except Exception:
+            return False
+
+    def wait_model_ready(self, model: str, timeout: float) -> None:
+        """Poll until ``model`` is READY.
+
+        Raises:
+            ServeError: The server is unreachable, or the model is not ready within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            try:
+                if self._call("is_model_ready", model):
+                    return
+                last = "not ready"
+            except Exception as exc:
+                last = _one_line(exc)
+                if _is_connection_error(exc) and not self.is_server_live():
+                    raise ServeError(f"{self.protocol} {self.url}: server not reachable: {last}",
+                                     hint="start it with `trtrepo serve`, or check --url-http/--url-grpc") from None
+            if time.monotonic() > deadline:
+                raise ServeError(f"{self.protocol} {self.url}: model {model!r} not ready after {timeout:.0f} s "
+                                 f"({last})", hint="see the server log for why the model did not load")
+            time.sleep(0.25)
+
+    def model_metadata(self, model: str) -> dict[str, Any]:
+        """Model metadata as a dict (``inputs``/``outputs`` with ``name``, ``datatype``, ``shape``)."""
+        try:
+            if self.protocol == "grpc":
+                return dict(self._call("get_model_metadata", model, as_json=True))
+            return dict(self._call("get_model_metadata", model))
+        except Exception as exc:
+            raise self._error(f"metadata of {model!r}", exc) from None
+
+    def execution_counts(self, model: str) -> tuple[int, int]:
+        """``(requests that succeeded, model executions)`` so far; fewer executions than requests = batching."""
+        try:
+            if self.protocol == "grpc":
+                stats = self._call("get_inference_statistics", model, as_json=True)
+            else:
+                stats = self._call("get_inference_statistics", model)
+        except Exception as exc:
+            raise self._error(f"statistics of {model!r}", exc) from None
+        requests = executions = 0
+        for entry in stats.get("model_stats", []):
+            requests += int(entry.get("inference_stats", {}).get("success", {}).get("count", 0))
+            executions += int(entry.get("execution_count", 0))
+        return requests, executions
+
+    # -- inference
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              datatypes: Mapping[str, str] | None = None) -> InferResult:
+        """One synchronous request.
+
+        Args:
+            model: Model name.
+            inputs: Input name → array.
+            outputs: Output names to request.
+            datatypes: Input name → Triton datatype (``FP32``...), default from the array dtype.
+
+        Raises:
+            RequestFailed: The server rejected or failed the request.
+            ServeError: The server could not be reached or did not answer within the timeout.
+        """
+        from tritonclient.utils import np_to_triton_dtype
+
+        request = []
+        for name, array in inputs.items():
+            datatype = (datatypes or {}).get(name) or np_to_triton_dtype(array.dtype)
+            item = self._module.InferInput(name, list(array.shape), datatype)
+            if self.protocol == "http":
+                item.set_data_from_numpy(array, binary_data=True)
+            else:
+                item.set_data_from_numpy(array)
+            request.append(item)
+        if self.protocol == "http":
+            wanted = [self._module.InferRequestedOutput(n, binary_data=True) for n in outputs]
+        else:
+            wanted = [self._module.InferRequestedOutput(n) for n in outputs]
+        start = time.perf_counter()
+        try:
+            if self.protocol == "grpc":
+                result = self._client.infer(model, request, outputs=wanted, client_timeout=self.timeout)
+            else:
+                result = self._client.infer(model, request, outputs=wanted)
+        except Exception as exc:
+            raise self._error(f"infer {model!r}", exc) from None
+        latency = time.perf_counter() - start
+        values = {}
+        for name in outputs:
+            value = result.as_numpy(name)
+            if value is None:
+                raise RequestFailed(f"response of {model!r} has no output {name!r}")
+            values[name] = value
+        return InferResult(values, latency)
+
+    def close(self) -> None:
+        """Close the connection."""
+        try:
+            self._client.close()
+        except Exception as exc:  # closing a broken connection must not mask the real error
+            LOGGER.debug("closing %s client: %s", self.protocol, exc)
+
+    def __enter__(self) -> TritonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _error(self, what: str, exc: BaseException) -> Exception:
+        message = _one_line(exc)
+        if _is_connection_error(exc):
+            return ServeError(f"{self.protocol} {self.url}: {what}: server not reachable or not answering "
+                              f"({message})", hint="is tritonserver running? see its log")
+        return RequestFailed(message)
+
+
+def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[Mapping[str, np.ndarray]],
+                       outputs: Sequence[str], datatypes: Mapping[str, str] | None = None,
+                       timeout: float = DEFAULT_TIMEOUT) -> list[InferResult | Exception]:
+    """Send ``requests`` at the same moment from one thread and one client each (so the batcher merges them).
+
+    Returns:
+        Per request, its result or the RequestFailed/ServeError it raised, in request order.
+    """
+    if not requests:
+        return []
+    barrier = threading.Barrier(len(requests))
+
+    def one(inputs: Mapping[str, np.ndarray]) -> InferResult | Exception:
+        try:
+            with TritonClient(protocol, url, timeout) as client:
+                # A broken barrier means another thread failed to connect: still send this request.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout)
+                return client.infer(model, inputs, outputs, datatypes)
+        except (RequestFailed, ServeError) as exc:
+            barrier.abort()
+            return exc
+
+    with ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix=f"trtrepo-{protocol}") as pool:
+        return list(pool.map(one, requests))
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Transport failure (refused, reset, timed out, unavailable), as opposed to an error answer of the server."""
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    status = str(getattr(exc, "status", lambda: "")() if callable(getattr(exc, "status", None)) else "")
+    markers = ("unavailable", "deadline", "connection", "refused", "timed out", "timeout", "broken pipe", "reset by",
+               "socket closed", "failed to connect", "eof")
+    return "UNAVAILABLE" in status or "DEADLINE" in status or any(m in text for m in markers)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:500]
