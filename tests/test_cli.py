@@ -197,3 +197,20 @@ def test_build_with_the_torch_target_on_cpu(project: Path, capsys: pytest.Captur
     assert manifest["environment"]["torch"]
     assert (out / "double" / "warmup" / "x").stat().st_size == 4 * 4
     assert any(p.name.startswith("model") for p in (out / "double" / "1").iterdir())
+
+
+def test_ci_runs_the_readme_test_command(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text()
+    setup = readme.split("## Set up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    block = setup.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+    assert commands[0] == "bash .ci/run --setup-only"
+    test_command = commands[1]
+    assert " -m pytest" in test_command
+    ci = repo_root / ".ci" / "run"
+    assert ci.stat().st_mode & 0o111, ".ci/run must be executable"
+    lines = [line.strip() for line in ci.read_text().splitlines()]
+    assert any(line.startswith(test_command + " ") or line == test_command for line in lines)
+    install = [line for line in lines if "pip install" in line]
+    assert "torch==2.13.0" in install[1] and "--no-deps tensorrt-stubs" in install[2] and "-e '.[test]'" in install[3]
+    assert "exit 5" not in ci.read_text() and "$status -eq 5" in ci.read_text()

@@ -243,3 +243,20 @@ def test_environment_facts_are_cheap_and_complete() -> None:
     for key in ("trtrepo", "python", "torch", "tensorrt", "torch_tensorrt", "tritonclient"):
         assert key in env
     assert env["python"].count(".") == 2
+
+
+def test_models_of_another_spec_sharing_the_repository_stay(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    other_dir = tmp_path / "other_proj"
+    other_dir.mkdir()
+    (other_dir / "model.yaml").write_text(f"repository: {out}\n" + SPEC.split("  - name: b")[0].replace(
+        "repository: repo\n", "").replace("name: a", "name: c"))
+    other = load_spec(other_dir / "model.yaml")
+    before = hash_tree(out)
+    writer.write_repository(other, {"c": (other.model("c"), artifacts_a())}, out, environment={})
+    after = hash_tree(out)
+    assert {k: v for k, v in after.items() if k.startswith(("a/", "b/"))} == {
+        k: v for k, v in before.items() if k.startswith(("a/", "b/"))}
+    models = json.loads((out / MANIFEST_FILENAME).read_text())["models"]
+    assert set(models) == {"a", "b", "c"}
+    assert models["c"]["spec"] == str(other.path) and models["a"]["spec"] == str(project.path)

@@ -116,9 +116,10 @@ def _stage(
         libs = [_stage_plugin(Path(lib), staging, plugin_sources, name) for lib in artifacts.plugin_libraries]
         _stage_model(model, artifacts, staging, device=device, op_libraries=libs)
         manifest_models[name] = _model_record(model, artifacts, staging, libs)
+        manifest_models[name]["spec"] = str(spec.path)
 
     if out.is_dir():
-        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, plugin_sources))
+        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, spec.path, plugin_sources))
 
     _stage_logs(staging, out, log_dir, ops, kept=set(manifest_models) - set(built))
     plugin_paths = sorted({p for rec in manifest_models.values() for p in rec.get("plugin_libraries", [])})
@@ -194,7 +195,7 @@ def _model_record(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, li
 
 
 def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: dict[str, Any],
-                spec_names: set[str], plugin_sources: dict[str, Path]) -> dict[str, Any]:
+                spec_names: set[str], spec_path: Path, plugin_sources: dict[str, Path]) -> dict[str, Any]:
     """Copy what the previous repository holds that this build keeps; return the kept models' records."""
     kept: dict[str, Any] = {}
     for entry in sorted(out.iterdir()):
@@ -204,8 +205,10 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: 
         if name in built:
             _carry_versions(entry, staging / name, built[name][0])
             continue
-        if name in old_models and name not in spec_names:
-            LOGGER.info("dropping model %r: it is no longer in %s", name, "model.yaml")
+        # a model the previous build of THIS spec wrote and the spec no longer lists is dropped; models another
+        # model.yaml wrote into the same repository stay
+        if name in old_models and name not in spec_names and old_models[name].get("spec") in (None, str(spec_path)):
+            LOGGER.info("dropping model %r: it is no longer in %s", name, spec_path)
             continue
         _copy(entry, staging / name)
         if name in old_models:
