@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 
 #ifndef TRTREPO_CPU_ONLY
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -45,9 +45,9 @@ at::Tensor bias_gelu_cuda(const at::Tensor& x, const at::Tensor& bias) {
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   if (rows == 0 || cols == 0) return out;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
   const cudaError_t err = trtrepo_bias_gelu_launch(xc.data_ptr(), bc.data_ptr(), out.data_ptr(), rows, cols,
-                                                   trtrepo_torch::dtype_of(x),
-                                                   at::cuda::getCurrentCUDAStream().stream());
+                                                   trtrepo_torch::dtype_of(x), stream);
   TORCH_CHECK(err == cudaSuccess, "trtrepo::bias_gelu: CUDA launch failed: ", cudaGetErrorString(err));
   return out;
 }

@@ -7,7 +7,7 @@
 #include <tuple>
 
 #ifndef TRTREPO_CPU_ONLY
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -71,9 +71,11 @@ std::tuple<at::Tensor, at::Tensor> fused_add_rms_norm_cuda(const at::Tensor& x, 
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   if (rows == 0 || cols == 0) return {out, res_out};
-  const cudaError_t err = trtrepo_fused_add_rms_norm_launch(
-      xc.data_ptr(), rc.data_ptr(), wc.data_ptr(), out.data_ptr(), res_out.data_ptr(), rows, cols,
-      static_cast<float>(eps), trtrepo_torch::dtype_of(x), at::cuda::getCurrentCUDAStream().stream());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  const cudaError_t err =
+      trtrepo_fused_add_rms_norm_launch(xc.data_ptr(), rc.data_ptr(), wc.data_ptr(), out.data_ptr(),
+                                        res_out.data_ptr(), rows, cols, static_cast<float>(eps),
+                                        trtrepo_torch::dtype_of(x), stream);
   TORCH_CHECK(err == cudaSuccess, kOp, ": CUDA launch failed: ", cudaGetErrorString(err));
   return {out, res_out};
 }

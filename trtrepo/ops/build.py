@@ -53,7 +53,8 @@ DEFAULT_PTX_ARCH = "80"
 DEFAULT_GPU_ARCH = "90"
 HEARTBEAT_S = 15.0
 _DONE = "artifacts.json"
-_CXX_FLAGS = ("-std=c++17", "-O3", "-fPIC", "-Wall", "-Wno-unused-function")
+# torch's recent headers use C++20 (cpp_extension compiles with -std=c++20 too); the kernels stay C++17 for nvcc.
+_CXX_FLAGS = ("-std=c++20", "-O3", "-fPIC", "-Wall", "-Wno-unused-function")
 _NVCC_FLAGS = ("-std=c++17", "-O3", "--expt-relaxed-constexpr")
 
 Progress = Callable[[str], None]
