@@ -2,7 +2,7 @@
 
 * ``plugin`` — one generic Torch-TensorRT converter per op: look the IPluginV3 creator up in TensorRT's plugin
   registry (op.yaml ``plugin`` name/version, namespace = op namespace), build its fields from the op attributes,
-  ``create_plugin(..., TensorRTPhase.BUILD)`` and ``add_plugin_v3``. The C++ plugin library must be loaded first;
+  ``create_plugin(..., TensorRTPhase.BUILD)`` and ``add_plugin_v3``. The C++ plugin library is dlopen'ed first;
   the plan then needs that library at serve time.
 * ``aot`` — a TensorRT AOT QDP plugin (``tensorrt.plugin``): output descriptors from the ``like:`` rules, the PTX
   compiled from the op's CUDA source, launch parameters from op.yaml's kernel rule over symbolic shapes. The
@@ -39,10 +39,11 @@ _LOADED_LIBRARIES: set[str] = set()
 def load_plugin_library(path: Path) -> None:
     """Make the C++ creators of ``path`` visible to TensorRT in this process (once per library).
 
-    ``IPluginRegistry.load_library`` uses the exported ``getCreators``; the library also self-registers through
-    ``REGISTER_TENSORRT_PLUGIN`` when dlopen'ed, which is how tritonserver's TensorRT backend sees it.
+    The library registers its creators itself when dlopen'ed (as in tritonserver's TensorRT backend), so it is
+    loaded with ``ctypes.CDLL``; ``IPluginRegistry.load_library`` would call its ``getCreators`` on top and register
+    every creator a second time.
     """
-    import tensorrt as trt
+    import ctypes
 
     key = str(Path(path).resolve())
     if key in _LOADED_LIBRARIES:
@@ -51,10 +52,10 @@ def load_plugin_library(path: Path) -> None:
         raise BuildError(f"TensorRT plugin library {key} does not exist",
                          hint="build it with TensorRT headers present (cmake target trtrepo_trt_plugins)")
     try:
-        trt.get_plugin_registry().load_library(key)
-    except Exception as exc:
-        raise BuildError(f"TensorRT cannot load plugin library {key}: {exc}",
-                         hint="the library must be built against this TensorRT version") from None
+        ctypes.CDLL(key, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        raise BuildError(f"cannot load TensorRT plugin library {key}: {exc}",
+                         hint="the library must be built against this TensorRT and CUDA") from None
     _LOADED_LIBRARIES.add(key)
 
 
