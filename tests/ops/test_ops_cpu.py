@@ -109,3 +109,26 @@ def test_load_ops_is_idempotent(built_ops) -> None:
     load_ops(built_ops)  # a second registration of a fake would raise
     load_ops(built_ops)
     assert torch.ops.trtrepo.bias_gelu(torch.zeros(1, 2), torch.zeros(2)).abs().max().item() == 0.0
+
+
+def test_same_ops_from_another_cache_folder_are_not_loaded_twice(built_ops, tmp_path) -> None:
+    """The build stage and a factory's ensure_loaded() may point at different caches: loading the second copy of
+    the ops would be a duplicate registration, so load_ops keeps the first."""
+    import dataclasses
+    import shutil
+
+    from trtrepo.ops import library
+
+    copy = tmp_path / "libcopy.so"
+    shutil.copy2(built_ops.torch_library, copy)
+    library.load_ops(dataclasses.replace(built_ops, torch_library=copy))
+    assert copy.resolve() not in library._LOADED_LIBRARIES
+    assert torch.ops.trtrepo.bias_gelu(torch.zeros(1, 2), torch.zeros(2)).abs().max().item() == 0.0
+
+
+def test_ensure_loaded_builds_nothing_when_loaded(built_ops) -> None:
+    from trtrepo.ops import build, library
+
+    before = build.compile_count()
+    assert library.ensure_loaded() is not None
+    assert build.compile_count() == before

@@ -24,7 +24,7 @@ LOGGER = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _LOADED_LIBRARIES: set[Path] = set()
 _FAKES: set[str] = set()
-_ENSURED: BuiltOps | None = None
+_LAST_LOADED: BuiltOps | None = None
 
 
 def repo_top() -> Path:
@@ -90,36 +90,60 @@ def load_library(path: Path) -> None:
         _LOADED_LIBRARIES.add(path)
 
 
+def _defined(desc: OpDescription) -> bool:
+    import torch
+
+    return hasattr(getattr(torch.ops, desc.namespace), desc.op_name)
+
+
 def load_ops(built: BuiltOps) -> None:
     """Load ``built.torch_library`` and register fake kernels for its ops (idempotent).
 
-    Raises:
-        BuildError: The library does not load, or it does not define an op its op.yaml declares.
-    """
-    import torch
+    A process can hold one definition of an op: when every op is already defined (the same ops built into another
+    cache folder and loaded earlier, e.g. by the build stage before a factory's ensure_loaded()), the library is not
+    loaded again and the loaded definitions serve.
 
-    load_library(built.torch_library)
+    Raises:
+        BuildError: The library does not load, it does not define an op its op.yaml declares, or only some of its
+            ops are already defined by another library.
+    """
+    global _LAST_LOADED
+    present = [name for name, desc in built.descriptions.items() if _defined(desc)]
+    if Path(built.torch_library).resolve() in _LOADED_LIBRARIES or len(present) < len(built.descriptions):
+        if present and Path(built.torch_library).resolve() not in _LOADED_LIBRARIES:
+            raise BuildError(f"{built.torch_library}: ops {', '.join(present)} are already defined in this process "
+                             "by another library", hint="load one op library per process (restart the process)")
+        load_library(built.torch_library)
+    else:
+        LOGGER.debug("ops %s already defined; %s not loaded", ", ".join(present), built.torch_library)
     for name, desc in built.descriptions.items():
-        if not hasattr(getattr(torch.ops, desc.namespace), desc.op_name):
+        if not _defined(desc):
             raise BuildError(f"{desc.path}: {name} is declared but {built.torch_library} does not define it",
                              hint=f"add TORCH_LIBRARY_FRAGMENT({desc.namespace}, m) {{ m.def(...) }} to the binding")
     with _LOCK:
         register_fakes(built.descriptions)
+    _LAST_LOADED = built
 
 
-def ensure_loaded(with_cuda: bool | None = None) -> BuiltOps:
+def ensure_loaded(with_cuda: bool | None = None) -> BuiltOps | None:
     """Make the repository's ops (``<repo top>/plugin_src``) callable as ``torch.ops.trtrepo.*``, building the
     library into the cache (TRTREPO_CACHE_DIR or ``<repo top>/.trtrepo_cache``) if it is not built yet.
 
-    Example factories call this; a second call returns at once.
+    Example factories call this. When the ops are already defined in this process (load_ops ran, e.g. in the build
+    stage, or the .so was loaded directly) it builds nothing and returns the last BuiltOps loaded (None if the
+    library was loaded without load_ops).
     """
-    global _ENSURED
-    if _ENSURED is not None:
-        return _ENSURED
-    from trtrepo.ops.build import build_ops, default_cache_dir
+    from trtrepo.ops.description import discover_ops
 
     top = repo_top()
+    descs = discover_ops([top / "plugin_src"])
+    if all(_defined(d) for d in descs.values()):
+        if _LAST_LOADED is None:
+            with _LOCK:
+                register_fakes(descs)
+        return _LAST_LOADED
+    from trtrepo.ops.build import build_ops, default_cache_dir
+
     built = build_ops([top / "plugin_src"], default_cache_dir(top), with_cuda=with_cuda)
     load_ops(built)
-    _ENSURED = built
     return built
