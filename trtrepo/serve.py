@@ -303,6 +303,20 @@ def _read_config(path: Path):  # -> model_config_pb2.ModelConfig | None
     return config
 
 
+def model_control_args(repository: Path) -> list[str]:
+    """Explicit model control naming every model folder, when the repository root holds other folders.
+
+    A trtrepo repository keeps ``plugins/`` and ``logs/`` beside the models; in its default mode tritonserver
+    takes every folder for a model and exits with "failed to load all models" on those. Loading the folders that
+    hold a config.pbtxt by name avoids that without moving anything.
+    """
+    folders = [p for p in sorted(repository.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    models = [p.name for p in folders if (p / "config.pbtxt").is_file()]
+    if not models or len(models) == len(folders):
+        return []
+    return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in models)]
+
+
 # ---------------------------------------------------------------------------------------------------- server
 def free_port(host: str = DEFAULT_HOST) -> int:
     """A TCP port that is free on ``host`` right now (the OS picks it)."""
@@ -470,6 +484,7 @@ class TritonServer:
             f"--exit-timeout-secs={EXIT_TIMEOUT_SECS}",
             "--strict-readiness=true",
         ]
+        cmd += model_control_args(Path(self.repository))
         backends = backend_directory(self.install)
         if backends is not None:
             cmd.append(f"--backend-directory={backends}")
