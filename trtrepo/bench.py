@@ -548,7 +548,8 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
               models: Sequence[str] | None = None, report_path: str | Path | None = None,
               plot_dir: str | Path | None = None, url_http: str | None = None,
               parity_report: str | Path | None = None, max_seconds: float = DEFAULT_MAX_SECONDS,
-              eager: bool = True, progress: Callable[[str], None] = LOGGER.info) -> BenchReport:
+              eager: bool = True, repository: str | Path | None = None,
+              progress: Callable[[str], None] = LOGGER.info) -> BenchReport:
     """Measure the served models of a built repository against eager PyTorch.
 
     Args:
@@ -563,6 +564,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         parity_report: A ``trtrepo check`` JSON report whose errors are plotted as a histogram.
         max_seconds: Upper bound on the time of each load level and each eager measurement.
         eager: Also time eager PyTorch (the ratio columns need it).
+        repository: Serve this repository instead of the spec's ``repository:`` (a ``trtrepo build --out``).
         progress: Callback for one-line progress messages.
 
     Returns:
@@ -610,9 +612,10 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
     else:
         from trtrepo.serve import TritonServer
 
+        repo = Path(repository) if repository is not None else spec.repository
         log_path = Path(tempfile.gettempdir()) / f"trtrepo-bench-tritonserver-{os.getpid()}.log"
-        progress(f"bench: starting tritonserver on {spec.repository} (log {log_path})")
-        with TritonServer(spec.repository, log_path=log_path) as server:
+        progress(f"bench: starting tritonserver on {repo} (log {log_path})")
+        with TritonServer(repo, log_path=log_path) as server:
             report.url = server.http_url
             _bench_served(report, server.http_url, plan, inputs, eager_results, levels, requests, max_seconds,
                           perf_analyzer, progress)
@@ -675,47 +678,36 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
 
 
 def _numpy_inputs(model: ModelSpec, tensors: tuple[Any, ...]) -> dict[str, np.ndarray]:
-    """Input name → numpy array as the client sends it (bf16 as float32; the client converts)."""
-    import torch
+    """Input name → numpy array as the client sends it (``trtrepo.check.inputs.to_numpy``: bf16 as ml_dtypes)."""
+    from trtrepo.check.inputs import to_numpy
 
-    out = {}
-    for spec_t, tensor in zip(model.inputs, tensors, strict=True):
-        t = tensor.detach().cpu()
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        out[spec_t.name] = t.numpy()
-    return out
+    return {spec_t.name: to_numpy(tensor) for spec_t, tensor in zip(model.inputs, tensors, strict=True)}
 
 
 def _triton_dtype(name: str) -> str:
-    return {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}[name]
+    from trtrepo.check.inputs import TRITON_DTYPES
+
+    return TRITON_DTYPES[name]
 
 
 def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, arrays: Mapping[str, Any],
                     requests: int, max_seconds: float) -> BenchRow:
-    import tritonclient.http as httpclient
+    from trtrepo.check.client import TritonClient
 
-    dtypes = {t.name: _triton_dtype(t.dtype) for t in model.inputs}
+    datatypes = {t.name: _triton_dtype(t.dtype) for t in model.inputs}
     output_names = [o.name for o in model.outputs]
 
     def factory() -> Callable[[], Any]:
-        client = httpclient.InferenceServerClient(url, connection_timeout=60.0, network_timeout=300.0)
-        infer_inputs = []
-        for name, arr in arrays.items():
-            item = httpclient.InferInput(name, list(arr.shape), dtypes[name])
-            item.set_data_from_numpy(arr, binary_data=True)
-            infer_inputs.append(item)
-        outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in output_names]
+        client = TritonClient("http", url)  # one per thread: tritonclient clients are not thread-safe
 
         def send() -> Any:
-            return client.infer(model.name, infer_inputs, model_version=str(model.version), outputs=outputs)
+            return client.infer(model.name, arrays, output_names, datatypes)
 
         return send
 
-    stats_client = httpclient.InferenceServerClient(url)
-    before = _model_stats(stats_client, model)
+    before = _model_stats(url, model)
     result = run_load(factory, concurrency, requests, max_seconds)
-    after = _model_stats(stats_client, model)
+    after = _model_stats(url, model)
     queue_ms, compute_ms = server_stats_delta(before, after) if before and after else (None, None)
     if result.errors:
         LOGGER.warning("%s: %d requests failed, first: %s", model.name, result.errors, result.first_error)
@@ -725,9 +717,12 @@ def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, ar
                     server_queue_ms=queue_ms, server_compute_ms=compute_ms)
 
 
-def _model_stats(client: Any, model: ModelSpec) -> dict[str, Any] | None:
+def _model_stats(url: str, model: ModelSpec) -> dict[str, Any] | None:
+    """The model's ``/v2/models/<m>/versions/<v>/stats`` entry (queue/compute totals), None if unavailable."""
     try:
-        stats = client.get_inference_statistics(model.name, str(model.version))
+        import tritonclient.http as httpclient
+
+        stats = httpclient.InferenceServerClient(url).get_inference_statistics(model.name, str(model.version))
     except Exception as exc:  # statistics are a bonus; the measurement stands without them
         LOGGER.debug("no statistics for %s: %s", model.name, exc)
         return None
@@ -743,7 +738,8 @@ def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, co
         wire = {}
         for t in model.inputs:
             arr = arrays[t.name]
-            wire[t.name] = _bf16_bits(arr) if t.dtype == "bf16" else arr
+            # perf_analyzer reads raw bytes: bf16 must be the 2-byte pattern (ml_dtypes arrays already are)
+            wire[t.name] = _bf16_bits(arr) if t.dtype == "bf16" and arr.dtype.itemsize == 4 else arr
         dtypes = {t.name: _triton_dtype(t.dtype) for t in model.inputs}
         data_path.write_text(json.dumps(perf_analyzer_input_data(wire, dtypes, batched)))
         csv_path = Path(tmp) / "perf.csv"
@@ -759,7 +755,7 @@ def _bf16_bits(arr: Any) -> Any:
     """float32 array → the uint16 bit pattern of its bfloat16 rounding (what goes on the wire)."""
     import torch
 
-    return torch.from_numpy(arr).to(torch.bfloat16).view(torch.int16).numpy().view("uint16")
+    return torch.from_numpy(arr.astype("float32")).to(torch.bfloat16).view(torch.int16).numpy().view("uint16")
 
 
 # ----------------------------------------------------------------------------------------------- environment

@@ -1,0 +1,68 @@
+"""A real, tiny ``trtrepo bench``: build the annotated example (torch target, CPU), serve it with tritonserver, sweep
+two concurrency levels and two batch sizes with trtrepo's own load loop, against eager on the same inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trtrepo import deps
+from trtrepo.errors import ServeError
+
+
+def _why_not() -> str | None:
+    if not deps.has_torch():
+        return "torch is not installed"
+    if deps.find_nvcc() is None:
+        return "nvcc not found: the op build also makes PTX"
+    if not deps.is_installed("tritonclient"):
+        return "tritonclient is not installed"
+    from trtrepo.serve import find_tritonserver
+
+    try:
+        find_tritonserver()
+    except ServeError as exc:
+        return f"no tritonserver: {exc}"
+    return None
+
+
+BENCH = """
+import sys
+from trtrepo.bench import run_bench
+report = run_bench(sys.argv[1], concurrency=(1, 2), requests=12, batch_sizes=[1, 4], repository=sys.argv[2],
+                   report_path=sys.argv[3], plot_dir=sys.argv[4], max_seconds=60)
+print(report.table())
+"""
+
+
+@pytest.mark.triton
+@pytest.mark.slow
+@pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
+def test_tiny_real_bench(tmp_path: Path, repo_root: Path, run_python, subprocess_env: dict[str, str]) -> None:
+    spec = repo_root / "examples" / "annotated" / "model.yaml"
+    repo = tmp_path / "repo"
+    built = run_python(["-m", "trtrepo", "build", str(spec), "--out", str(repo), "--target", "torch"], timeout=900)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    subprocess_env["TRTREPO_PERF_ANALYZER"] = "0"  # the own load loop, whether or not perf_analyzer is installed
+    report_path = tmp_path / "bench.json"
+    proc = run_python(["-c", BENCH, str(spec), str(repo), str(report_path), str(tmp_path / "plots")], timeout=600)
+    del subprocess_env["TRTREPO_PERF_ANALYZER"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report_path.read_text())
+    rows = data["rows"]
+    assert [(r["batch_size"], r["concurrency"]) for r in rows] == [(1, 1), (1, 2), (4, 1), (4, 2)]
+    for r in rows:
+        assert r["model"] == "annotated_block" and r["client"] == "tritonclient-http"
+        assert r["errors"] == 0
+        assert r["served"]["count"] == 12
+        assert 0 < r["served"]["p50_ms"] <= r["served"]["p90_ms"] <= r["served"]["p99_ms"]
+        assert r["served_ips"] > 0
+        assert r["eager"]["p50_ms"] > 0 and r["p50_ratio"] == pytest.approx(r["served"]["p50_ms"] /
+                                                                          r["eager"]["p50_ms"])
+        assert r["server_compute_ms"] is not None and r["server_compute_ms"] > 0
+    assert data["environment"]["tritonserver"]
+    assert data["device"] == "cpu"
+    assert "annotated_block" in proc.stdout
+    assert (tmp_path / "plots" / "bench_latency.png").is_file()
