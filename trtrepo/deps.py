@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from trtrepo.errors import MissingDependencyError
@@ -105,7 +106,7 @@ def require(name: str, what: str) -> None:
         name: One of the keys of INSTALL_HINTS.
         what: The stage that needs it, for the message ("the TensorRT target").
     """
-    probes = {
+    probes: dict[str, Callable[[], bool]] = {
         "torch": has_torch,
         "cuda_torch": has_cuda_torch,
         "tensorrt": has_tensorrt,

@@ -216,6 +216,8 @@ def load_spec(path: str | Path) -> Spec:
 def parse_spec(raw: Any, spec_path: Path) -> Spec:
     """Validate an already-parsed YAML document; ``spec_path`` anchors relative paths."""
     root = spec_path.parent
+    if raw is None:
+        raise SpecError(f"{spec_path}: the file is empty", hint="see examples/annotated/model.yaml for every key")
     doc = _mapping(raw, "<root>", allowed=("repository", "plugin_sources", "models"), required=("models",))
     repository = _resolve(root, _str(doc.get("repository", DEFAULT_REPOSITORY), "repository"))
     if "plugin_sources" in doc:
@@ -605,6 +607,16 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
 
 
+# Spellings users bring from torch / numpy / Triton for the names trtrepo uses.
+_ALIASES = {
+    "float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
+    "TYPE_FP32": "fp32", "TYPE_FP16": "fp16", "TYPE_BF16": "bf16", "int": "int64", "long": "int64",
+    "TYPE_INT32": "int32", "TYPE_INT64": "int64", "TYPE_BOOL": "bool", "trt": "tensorrt", "pytorch": "torch",
+}
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    if _ALIASES.get(word) in choices:
+        return f" (did you mean {_ALIASES[word]!r}?)"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
