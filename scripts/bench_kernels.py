@@ -447,7 +447,8 @@ def run_ncu(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.ncu_timeout)
         text, code = proc.stdout + ("\n--- stderr ---\n" + proc.stderr if proc.stderr.strip() else ""), proc.returncode
     except subprocess.TimeoutExpired as exc:
-        text, code = f"ncu timed out after {args.ncu_timeout} s\n{exc.stdout or ''}", -1
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        text, code = f"ncu timed out after {args.ncu_timeout} s\n{partial}", -1
     report = out / "ncu_report.txt"
     report.write_text("$ " + " ".join(cmd) + "\n\n" + text)
     keys = ("Duration", "DRAM Throughput", "Memory Throughput", "Achieved Occupancy", "Registers Per Thread",

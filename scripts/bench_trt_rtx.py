@@ -301,16 +301,21 @@ def bench_model(spec: Any, model: Any, built_ops: Any, args: argparse.Namespace,
         latency: dict[str, LatencyStats | None] = {e: None for e in ENGINES}
         errors: dict[str, str] = {}
         max_err: dict[str, float] = {}
+        def call_eager(inputs: tuple[Any, ...] = inputs) -> Any:
+            return net(*inputs)
+
+        def call_compiled(inputs: tuple[Any, ...] = inputs) -> Any:
+            return compiled(*inputs) if compiled is not None else None
+
         with torch.inference_mode():
             reference = [t.float() for t in _flatten(net(*inputs))]
-            latency["eager"] = time_cuda(lambda inputs=inputs: net(*inputs), args.iterations, args.max_seconds)
+            latency["eager"] = time_cuda(call_eager, args.iterations, args.max_seconds)
             if compiled is not None:
                 try:
                     got = [t.float() for t in _flatten(compiled(*inputs))]
                     max_err["torch.compile"] = max(float((g - r).abs().max()) for g, r in zip(got, reference,
                                                                                             strict=True))
-                    latency["torch.compile"] = time_cuda(lambda inputs=inputs: compiled(*inputs), args.iterations,
-                                                         args.max_seconds)
+                    latency["torch.compile"] = time_cuda(call_compiled, args.iterations, args.max_seconds)
                 except Exception as exc:
                     errors["torch.compile"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if runner is not None:
