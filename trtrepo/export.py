@@ -34,7 +34,8 @@ def torch_dtype(name: str) -> torch.dtype:
     """trtrepo dtype name → torch dtype."""
     import torch
 
-    return getattr(torch, TORCH_DTYPES[name])
+    dtype: torch.dtype = getattr(torch, TORCH_DTYPES[name])
+    return dtype
 
 
 def dtype_name(dtype: torch.dtype) -> str:
