@@ -1,0 +1,100 @@
+"""Session fixtures for the serving tests: one op build, one torch-target build of the gelu example, shared.
+
+The op library is built once per session into TRTREPO_CACHE_DIR (reused when the ops tests already set it), the
+repository once per session; each test module that needs a live server starts one (module scope).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trtrepo import deps
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _has_tritonserver() -> str | None:
+    from trtrepo.errors import ServeError
+    from trtrepo.serve import find_tritonserver
+
+    try:
+        find_tritonserver()
+    except ServeError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def tritonserver_available() -> None:
+    """Skip (with the reason) when no tritonserver or tritonclient is available."""
+    reason = _has_tritonserver()
+    if reason:
+        pytest.skip(reason)
+    if not deps.is_installed("tritonclient"):
+        pytest.skip("tritonclient is not installed")
+
+
+@pytest.fixture(scope="session")
+def serve_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The op cache: TRTREPO_CACHE_DIR if a fixture already set it, else a fresh one for this session."""
+    existing = os.environ.get("TRTREPO_CACHE_DIR")
+    if existing:
+        yield Path(existing)
+        return
+    cache = tmp_path_factory.mktemp("serve_cache")
+    os.environ["TRTREPO_CACHE_DIR"] = str(cache)
+    yield cache
+    os.environ.pop("TRTREPO_CACHE_DIR", None)
+
+
+GELU_SPEC = """\
+repository: repo
+plugin_sources: [{plugin_src}]
+models:
+  - name: gelu_block
+    source: examples.gelu_block.model:build
+    target: torch
+    inputs:
+      - {{name: x, shape: [-1, 64], min: [1, 64], opt: [8, 64], max: [32, 64]}}
+    outputs: [y]
+    triton:
+      max_batch_size: 32
+      dynamic_batching: {{max_queue_delay_microseconds: 20000}}
+    parity:
+      samples: 2
+      ragged_requests: 6
+"""
+
+
+@pytest.fixture(scope="session")
+def gelu_project(tmp_path_factory: pytest.TempPathFactory, serve_cache: Path) -> Path:
+    """A model.yaml for the bundled gelu_block example (torch target), built once: returns the model.yaml path."""
+    if not deps.has_torch():
+        pytest.skip("torch is not installed")
+    if deps.find_nvcc() is None:
+        pytest.skip("nvcc not found: the op build also makes PTX")
+    import sys
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # the factory is examples.gelu_block.model:build
+    root = tmp_path_factory.mktemp("gelu_project")
+    spec = root / "model.yaml"
+    spec.write_text(textwrap.dedent(GELU_SPEC.format(plugin_src=REPO / "plugin_src")))
+    from trtrepo.build import build
+
+    build(spec)
+    return spec
+
+
+@pytest.fixture
+def gelu_repo_copy(gelu_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the built repository, free to break."""
+    target = tmp_path / "repo"
+    shutil.copytree(gelu_project.parent / "repo", target, symlinks=True)
+    return target
