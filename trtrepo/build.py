@@ -6,13 +6,12 @@ custom ops → export each model → run its target → write the repository ato
 
 Environment:
     TRTREPO_CACHE_DIR: where compiled ops, logs and other cached build products go
-        (default ``<model.yaml folder>/.trtrepo_cache``).
+        (default ``~/.cache/trtrepo``, shared by every spec: entries are keyed by content hash).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-CACHE_ENV = "TRTREPO_CACHE_DIR"
-DEFAULT_CACHE_DIRNAME = ".trtrepo_cache"
 
 Progress = Callable[[str], None]
 
@@ -205,9 +202,10 @@ def check_ops(spec: Spec, models: Sequence[ModelSpec]) -> dict[str, Any]:
 
 
 def cache_path(spec: Spec) -> Path:
-    """TRTREPO_CACHE_DIR, or ``.trtrepo_cache`` beside model.yaml."""
-    env = os.environ.get(CACHE_ENV)
-    path = Path(env).expanduser().resolve() if env else spec.root / DEFAULT_CACHE_DIRNAME
+    """The build cache (``trtrepo.ops.build.default_cache_dir``: TRTREPO_CACHE_DIR or ~/.cache/trtrepo)."""
+    from trtrepo.ops.build import default_cache_dir
+
+    path = default_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

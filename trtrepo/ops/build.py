@@ -88,10 +88,17 @@ class BuiltOps:
     hashes: dict[str, str]
 
 
-def default_cache_dir(repo_top: Path) -> Path:
-    """TRTREPO_CACHE_DIR, else ``<repo_top>/.trtrepo_cache``."""
+def default_cache_dir(repo_top: Path | None = None) -> Path:
+    """TRTREPO_CACHE_DIR, else ``$XDG_CACHE_HOME/trtrepo`` (``~/.cache/trtrepo``).
+
+    One cache for every entry point (build, check, bench, the example factories): artifacts are keyed by the hash
+    of their sources and flags, so sharing is safe, and a second folder would only mean a second compile.
+    ``repo_top`` is accepted for callers of the earlier signature and ignored.
+    """
     env = os.environ.get("TRTREPO_CACHE_DIR")
-    return Path(env).expanduser().resolve() if env else repo_top / ".trtrepo_cache"
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser().resolve() / "trtrepo"
 
 
 def parse_archs(value: str) -> list[str]:

@@ -127,7 +127,7 @@ def load_ops(built: BuiltOps) -> None:
 
 def ensure_loaded(with_cuda: bool | None = None) -> BuiltOps | None:
     """Make the repository's ops (``<repo top>/plugin_src``) callable as ``torch.ops.trtrepo.*``, building the
-    library into the cache (TRTREPO_CACHE_DIR or ``<repo top>/.trtrepo_cache``) if it is not built yet.
+    library into the cache (``trtrepo.ops.build.default_cache_dir()``) if it is not built yet.
 
     Example factories call this. When the ops are already defined in this process (load_ops ran, e.g. in the build
     stage, or the .so was loaded directly) it builds nothing and returns the last BuiltOps loaded (None if the
