@@ -1,5 +1,7 @@
 // bias_gelu CUDA kernels. One source for the torch op library (through trtrepo_bias_gelu_launch) and for TensorRT
-// AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars.
+// AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars, in the order
+// TensorRT launches AOT kernels: input pointers, then the int32 scalars of op.yaml kernel.scalars (in that order),
+// then output pointers.
 #include "bias_gelu_kernel.h"
 
 #include <limits.h>
@@ -50,27 +52,28 @@ __device__ __forceinline__ void bias_gelu_body(const T* __restrict__ x, const T*
 
 template <typename T>
 cudaError_t launch(const void* x, const void* bias, void* out, int32_t n, int32_t cols, cudaStream_t stream,
-                   void (*entry)(const T*, const T*, T*, int32_t, int32_t)) {
+                   void (*entry)(const T*, const T*, int32_t, int32_t, T*)) {
   constexpr int kVec = trtrepo::VecTraits<T>::kVec;
   if (n == 0) return cudaSuccess;
   const int64_t grid = trtrepo::ceil_div(n, static_cast<int64_t>(kBlock) * kVec);  // op.yaml kernel.grid
-  entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(bias),
-                                                           static_cast<T*>(out), n, cols);
+  entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(bias), n,
+                                                           cols, static_cast<T*>(out));
   return cudaGetLastError();
 }
 
 }  // namespace
 
-extern "C" __global__ void trtrepo_bias_gelu_f32(const float* x, const float* bias, float* out, int32_t n,
-                                                 int32_t cols) {
+// Entry order (the AOT ABI): inputs x, bias; scalars n, cols; output out.
+extern "C" __global__ void trtrepo_bias_gelu_f32(const float* x, const float* bias, int32_t n, int32_t cols,
+                                                 float* out) {
   bias_gelu_body<float>(x, bias, out, n, cols);
 }
-extern "C" __global__ void trtrepo_bias_gelu_f16(const __half* x, const __half* bias, __half* out, int32_t n,
-                                                 int32_t cols) {
+extern "C" __global__ void trtrepo_bias_gelu_f16(const __half* x, const __half* bias, int32_t n, int32_t cols,
+                                                 __half* out) {
   bias_gelu_body<__half>(x, bias, out, n, cols);
 }
-extern "C" __global__ void trtrepo_bias_gelu_bf16(const __nv_bfloat16* x, const __nv_bfloat16* bias,
-                                                  __nv_bfloat16* out, int32_t n, int32_t cols) {
+extern "C" __global__ void trtrepo_bias_gelu_bf16(const __nv_bfloat16* x, const __nv_bfloat16* bias, int32_t n,
+                                                  int32_t cols, __nv_bfloat16* out) {
   bias_gelu_body<__nv_bfloat16>(x, bias, out, n, cols);
 }
 

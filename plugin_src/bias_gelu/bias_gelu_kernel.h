@@ -7,6 +7,8 @@
 
 #ifndef TRTREPO_CPU_ONLY
 // Launches trtrepo_bias_gelu_{f32,f16,bf16} on `stream` with the launch rule of op.yaml (kernel.block/grid).
+// Those extern "C" entries (the AOT ABI: input pointers, int32 scalars in op.yaml kernel.scalars order, output
+// pointers) are trtrepo_bias_gelu_<dtype>(const T* x, const T* bias, int32_t n, int32_t cols, T* out).
 // Returns cudaErrorInvalidValue when rows * cols does not fit int32 (the AOT entries take int32 sizes) or dtype is
 // unknown; otherwise the launch status.
 cudaError_t trtrepo_bias_gelu_launch(const void* x, const void* bias, void* out, int64_t rows, int64_t cols,

@@ -1,6 +1,7 @@
 // fused_add_rms_norm CUDA kernels. One source for the torch op library (trtrepo_fused_add_rms_norm_launch) and for
-// TensorRT AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars; eps
-// arrives as the int32 bit pattern of the float.
+// TensorRT AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars, in the
+// order TensorRT launches AOT kernels: input pointers, then the int32 scalars of op.yaml kernel.scalars (in that
+// order), then output pointers. eps arrives as the int32 bit pattern of the float.
 #include "fused_add_rms_norm_kernel.h"
 
 #include <limits.h>
@@ -111,32 +112,33 @@ __device__ __forceinline__ void fused_add_rms_norm_body(const T* x, const T* res
 template <typename T>
 cudaError_t launch(const void* x, const void* residual, const void* weight, void* out, void* residual_out,
                    int32_t rows, int32_t cols, int32_t eps_bits, cudaStream_t stream,
-                   void (*entry)(const T*, const T*, const T*, T*, T*, int32_t, int32_t, int32_t)) {
+                   void (*entry)(const T*, const T*, const T*, int32_t, int32_t, int32_t, T*, T*)) {
   if (rows == 0) return cudaSuccess;
   // op.yaml kernel.grid: a warp per row packs kWarpsPerBlock rows in a block; otherwise a block per row.
   const int64_t grid = cols <= kWarpRowMaxCols ? trtrepo::ceil_div(rows, kWarpsPerBlock) : rows;
   entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(
-      static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const T*>(weight), static_cast<T*>(out),
-      static_cast<T*>(residual_out), rows, cols, eps_bits);
+      static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const T*>(weight), rows, cols, eps_bits,
+      static_cast<T*>(out), static_cast<T*>(residual_out));
   return cudaGetLastError();
 }
 
 }  // namespace
 
+// Entry order (the AOT ABI): inputs x, residual, weight; scalars rows, cols, eps_bits; outputs out, residual_out.
 extern "C" __global__ void trtrepo_fused_add_rms_norm_f32(const float* x, const float* residual, const float* weight,
-                                                          float* out, float* residual_out, int32_t rows, int32_t cols,
-                                                          int32_t eps_bits) {
+                                                          int32_t rows, int32_t cols, int32_t eps_bits, float* out,
+                                                          float* residual_out) {
   fused_add_rms_norm_body<float>(x, residual, weight, out, residual_out, rows, cols, eps_bits);
 }
 extern "C" __global__ void trtrepo_fused_add_rms_norm_f16(const __half* x, const __half* residual,
-                                                          const __half* weight, __half* out, __half* residual_out,
-                                                          int32_t rows, int32_t cols, int32_t eps_bits) {
+                                                          const __half* weight, int32_t rows, int32_t cols,
+                                                          int32_t eps_bits, __half* out, __half* residual_out) {
   fused_add_rms_norm_body<__half>(x, residual, weight, out, residual_out, rows, cols, eps_bits);
 }
 extern "C" __global__ void trtrepo_fused_add_rms_norm_bf16(const __nv_bfloat16* x, const __nv_bfloat16* residual,
-                                                           const __nv_bfloat16* weight, __nv_bfloat16* out,
-                                                           __nv_bfloat16* residual_out, int32_t rows, int32_t cols,
-                                                           int32_t eps_bits) {
+                                                           const __nv_bfloat16* weight, int32_t rows, int32_t cols,
+                                                           int32_t eps_bits, __nv_bfloat16* out,
+                                                           __nv_bfloat16* residual_out) {
   fused_add_rms_norm_body<__nv_bfloat16>(x, residual, weight, out, residual_out, rows, cols, eps_bits);
 }
 

@@ -8,6 +8,9 @@
 
 #ifndef TRTREPO_CPU_ONLY
 // Launches trtrepo_fused_add_rms_norm_{f32,f16,bf16} on `stream` with the launch rule of op.yaml (kernel.block/grid).
+// Those extern "C" entries (the AOT ABI: input pointers, int32 scalars in op.yaml kernel.scalars order, output
+// pointers) are trtrepo_fused_add_rms_norm_<dtype>(const T* x, const T* residual, const T* weight, int32_t rows,
+// int32_t cols, int32_t eps_bits, T* out, T* residual_out); eps_bits is the float32 bit pattern of eps.
 // Returns cudaErrorInvalidValue when rows or cols do not fit int32 or dtype is unknown; otherwise the launch status.
 cudaError_t trtrepo_fused_add_rms_norm_launch(const void* x, const void* residual, const void* weight, void* out,
                                               void* residual_out, int64_t rows, int64_t cols, float eps,

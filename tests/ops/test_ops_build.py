@@ -38,6 +38,43 @@ def test_ptx_has_every_entry(built_ops) -> None:
         assert sorted(entries) == sorted(desc.kernel.entries.values())
 
 
+def _entry_param_types(ptx: str, entry: str) -> list[str]:
+    """The PTX types (``u64``, ``u32``, ...) of ``entry``'s ``.param`` list, in order."""
+    found = re.search(rf"\.visible \.entry {re.escape(entry)}\((.*?)\)", ptx, re.S)
+    assert found, f"no .visible .entry {entry} in the PTX"
+    return re.findall(r"\.param\s+\.(\w+)", found.group(1))
+
+
+def _aot_abi_ok(types: list[str], n_in: int, n_scalars: int, n_out: int) -> bool:
+    """TensorRT's AOT ABI: input pointers (.u64), then the int32 scalars (.u32/.s32), then output pointers (.u64)."""
+    return (len(types) == n_in + n_scalars + n_out and types[:n_in] == ["u64"] * n_in
+            and all(t in ("u32", "s32") for t in types[n_in:n_in + n_scalars])
+            and types[n_in + n_scalars:] == ["u64"] * n_out)
+
+
+@needs_nvcc
+def test_ptx_entries_take_inputs_scalars_outputs(built_ops) -> None:
+    for name, desc in built_ops.descriptions.items():
+        assert desc.kernel is not None and desc.kernel.scalars, name
+        text = built_ops.ptx[name].read_text()
+        for entry in desc.kernel.entries.values():
+            types = _entry_param_types(text, entry)
+            assert _aot_abi_ok(types, len(desc.inputs), len(desc.kernel.scalars), len(desc.outputs)), (entry, types)
+
+
+def test_aot_abi_check_rejects_pointers_first() -> None:
+    def ptx(types: list[str]) -> str:
+        params = ",\n".join(f"\t.param .{t} k_param_{i}" for i, t in enumerate(types))
+        return f".visible .entry k(\n{params}\n)\n{{\n\tld.param.u64 %rd1, [k_param_0];\n}}\n"
+
+    new = _entry_param_types(ptx(["u64", "u64", "u32", "u32", "u64"]), "k")  # bias_gelu: x, bias, n, cols, out
+    old = _entry_param_types(ptx(["u64", "u64", "u64", "u32", "u32"]), "k")  # x, bias, out, n, cols
+    assert new == ["u64", "u64", "u32", "u32", "u64"]
+    assert _aot_abi_ok(new, 2, 2, 1)
+    assert not _aot_abi_ok(old, 2, 2, 1)
+    assert not _aot_abi_ok(new, 2, 3, 1)  # count mismatch
+
+
 def test_second_build_compiles_nothing(built_ops, ops_cache: Path, build_stats: dict[str, int]) -> None:
     assert build_stats["first_build_compiles"] >= 7  # 4 compiles + link + 2 PTX: the first build really compiled
     before = build.compile_count()

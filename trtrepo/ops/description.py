@@ -91,7 +91,8 @@ class KernelSpec:
     Attributes:
         source: The .cu file (absolute).
         entries: dtype name → ``extern "C" __global__`` entry name.
-        scalars: The entry's int32 arguments after the pointers (inputs then outputs), in order.
+        scalars: The entry's int32 arguments, in order; the entry takes the input pointers, then these, then the
+            output pointers (TensorRT's AOT kernel ABI).
         block: Threads per block (x).
         grid: Expression of the grid size (x).
         shared_memory: Dynamic shared memory in bytes.

@@ -1,11 +1,13 @@
 """AOT kernel launch from op.yaml's ``kernel`` block, over symbolic shapes (for TensorRT) or concrete ints.
 
 op.yaml (see ``trtrepo.ops.description``) gives ``block`` (int), ``grid`` (expression), ``shared_memory`` (int) and
-``scalars`` (name + expression each): the int32 arguments of the kernel entry. Expressions read ``rows`` (product of
-all dims of the first input but the last), ``cols`` (its last dim), ``block``, ``vec`` (elements per 16-byte vector
-of the dtype) and the op's attributes; they may call ``ceil_div min max float_bits`` and use ``a if c else b``.
+``scalars`` (name + expression each): the int32 arguments of the kernel entry, in order. TensorRT launches an AOT
+kernel as ``entry(input pointers..., scalars..., output pointers...)``, so the entries take them between the input
+and the output pointers. Expressions read ``rows`` (product of all dims of the first input but the last), ``cols``
+(its last dim), ``block``, ``vec`` (elements per 16-byte vector of the dtype) and the op's attributes; they may call
+``ceil_div min max float_bits`` and use ``a if c else b``.
 
-One evaluator serves both callers. The AOT plugin (``trtrepo.tensorrt.aot``) evaluates over TensorRT's symbolic
+One evaluator serves both callers. The AOT plugin (``trtrepo.tensorrt.lowering``) evaluates over TensorRT's symbolic
 shape expressions (``tensorrt.plugin`` ShapeExpr, resolved by TensorRT when shapes are known);
 :func:`concrete_launch` evaluates the very same rule over ints, which is what the unit tests check against the C++
 launcher's rule (``KernelSpec.launch``). A comparison (``if``) needs a value known at build time: over symbolic

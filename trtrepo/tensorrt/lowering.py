@@ -198,6 +198,8 @@ def register_aot_plugin(facts: OpFacts, ptx_path: Path) -> None:
         params.grid_x = grid
         params.block_x = block
         params.shared_mem = shmem
+        # TensorRT passes these to the entry after the input pointers and before the output pointers, in this
+        # order: op.yaml kernel.scalars order, which is the entries' parameter order.
         extra = trtp.SymIntExprs(len(scalars))
         for i, s in enumerate(scalars):
             extra[i] = trtp.SymInt32(s)
