@@ -129,6 +129,9 @@ class TritonPythonModel:
             args = members[0][1]
         with self.lock, torch.inference_mode():
             outs = self.module(*[a.to(self.device, non_blocking=True) for a in args])
+            if self.device.type == "cuda":
+                # DLPack hands Triton the memory, not torch's stream: the kernels must be done before it reads it.
+                torch.cuda.current_stream(self.device).synchronize()
         outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
         if len(outs) != len(self.outputs):
             raise RequestError(f"program returned {len(outs)} outputs, config.pbtxt declares {len(self.outputs)}")
