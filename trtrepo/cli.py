@@ -152,18 +152,32 @@ def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol
 @click.option("--requests", type=int, default=200, show_default=True, help="Requests per concurrency level.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON report path.")
 @click.option("--plot", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for plots.")
-def bench(model_yaml: Path, concurrency: str, requests: int, report: Path | None, plot: Path | None) -> int:
+@click.option("--batch-sizes", default=None, metavar="N,M", help="Batch sizes (default: each model's opt batch).")
+@click.option("--models", default=None, metavar="A,B", help="Bench only these models.")
+@click.option("--url-http", default=None, metavar="HOST:PORT", help="A running Triton's HTTP endpoint.")
+@click.option("--repository", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Repository to serve when no URL is given (default: the spec's).")
+@click.option("--parity-report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A `trtrepo check --report` JSON whose errors are plotted as a histogram.")
+def bench(model_yaml: Path, concurrency: str, requests: int, report: Path | None, plot: Path | None,
+          batch_sizes: str | None, models: str | None, url_http: str | None, repository: Path | None,
+          parity_report: Path | None) -> int:
     """Latency and throughput of the served models against eager PyTorch."""
     from trtrepo.bench import run_bench
 
-    try:
-        levels = [int(c) for c in _csv(concurrency) or []]
-    except ValueError:
-        raise click.BadParameter(f"integers separated by commas, got {concurrency!r}",
-                                 param_hint="--concurrency") from None
-    result = run_bench(model_yaml, concurrency=levels, requests=requests, report_path=report, plot_dir=plot)
+    levels = _int_csv(concurrency, "--concurrency") or []
+    result = run_bench(model_yaml, concurrency=levels, requests=requests, report_path=report, plot_dir=plot,
+                       batch_sizes=_int_csv(batch_sizes, "--batch-sizes"), models=_csv(models), url_http=url_http,
+                       repository=repository, parity_report=parity_report)
     click.echo(result.table())
     return 0
+
+
+def _int_csv(value: str | None, option: str) -> list[int] | None:
+    try:
+        return [int(c) for c in items] if (items := _csv(value)) is not None else None
+    except ValueError:
+        raise click.BadParameter(f"integers separated by commas, got {value!r}", param_hint=option) from None
 
 
 def main(argv: list[str] | None = None) -> int:
