@@ -267,12 +267,11 @@ def plugin_backend_config(paths: Sequence[Path]) -> list[str]:
     if not paths:
         return []
     try:
-        from trtrepo.tensorrt.checks import plugin_backend_config as trt_version  # type: ignore[import-not-found]
+        from trtrepo.tensorrt.checks import plugin_backend_config as trt_version
     except ImportError:
-        trt_version = None
-    if trt_version is not None:
-        value = trt_version([Path(p) for p in paths])
-        return [value] if isinstance(value, str) else list(value)
+        pass
+    else:
+        return list(trt_version([Path(p) for p in paths]))
     return ["--backend-config=tensorrt,plugins=" + ";".join(str(p) for p in paths)]
 
 
@@ -401,6 +400,7 @@ class TritonServer:
                 the log's last lines and which models are not ready).
         """
         LOGGER.info("starting: %s", self.command_line)
+        assert self.log_path is not None  # set in __post_init__
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
         try:
             self.process = subprocess.Popen(self.command, stdout=self._log_file, stderr=subprocess.STDOUT,
@@ -460,6 +460,8 @@ class TritonServer:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The log's error lines and last ``lines`` lines, as a block to append to a message ('' if empty)."""
+        if self.log_path is None:
+            return ""
         try:
             text = Path(self.log_path).read_text(errors="replace")
         except OSError:

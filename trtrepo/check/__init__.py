@@ -16,6 +16,7 @@ Environment:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -222,7 +223,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
         for case, expected in singles:
             result = _case(model, protocol, case)
             try:
-                reply = _guard(server, lambda case=case: client.infer(model.name, case.arrays, served, datatypes))
+                reply = _guard(server, functools.partial(client.infer, model.name, case.arrays, served, datatypes))
             except RequestFailed as exc:
                 result.error = str(exc)
             else:
@@ -238,7 +239,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
                                                             served, datatypes, timeout))
         for (case, expected), reply in zip(ragged, replies, strict=True):
             if isinstance(reply, ServeError):
-                _guard(server, lambda reply=reply: _raise(reply))
+                _guard(server, functools.partial(_raise, reply))
             result = _case(model, protocol, case)
             if isinstance(reply, Exception):
                 result.error = str(reply)

@@ -86,7 +86,7 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float, rt
     """
     actual = np.asarray(actual)
     expected = np.asarray(expected)
-    base = {
+    base: dict[str, Any] = {
         "name": name,
         "shape": tuple(int(d) for d in actual.shape),
         "expected_shape": tuple(int(d) for d in expected.shape),
