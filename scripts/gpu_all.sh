@@ -58,7 +58,7 @@ for p in "${phases[@]}"; do
   case $p in
     ops)     run_phase ops env OUT="$R/ops" SANITIZERS=memcheck bash scripts/gpu_ops_check.sh ;;
     serve)   run_phase serve env OUT="$R/serve" bash scripts/gpu_serve_check.sh ;;
-    bench)   run_phase bench bench_phase ;;
+    bench)   export -f bench_phase; export R PY; run_phase bench bash -c bench_phase ;;
     trt)     run_phase trt env OUT="$R/trt" bash scripts/gpu_trt_lane.sh ;;
     kernels) run_phase kernels $PY scripts/bench_kernels.py --out "$R/kernels" ;;
     trtrtx)  run_phase trtrtx $PY scripts/bench_trt_rtx.py --out "$R/trtrtx" ;;

@@ -197,6 +197,10 @@ def main() -> int:
     parser.add_argument("--precisions", default="fp32,fp16")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    # torch-tensorrt-rtx aliases the TensorRT-RTX bindings as ``tensorrt`` when it is imported: import it first.
+    import importlib
+
+    importlib.import_module("torch_tensorrt")
     import tensorrt as trt
     import torch
 

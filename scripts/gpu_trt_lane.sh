@@ -14,7 +14,7 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export TRTREPO_CACHE_DIR=${TRTREPO_CACHE_DIR:-/tmp/trtrepo_gpu_cache}
 PY=${PYTHON:-python3}
 
-if ! $PY -c "import tensorrt, torch_tensorrt" 2>"$OUT/import_error.txt"; then
+if ! $PY -c "import torch_tensorrt, tensorrt" 2>"$OUT/import_error.txt"; then
   echo "tensorrt / torch_tensorrt do not import (stage TensorRT-RTX first, see /work/shared/device/README.md):"
   tail -3 "$OUT/import_error.txt"
   echo FAIL

@@ -155,3 +155,10 @@ def test_real_decompositions_load(bias_gelu: OpFacts) -> None:
     desc = load_op_description(TOP / "plugin_src" / "bias_gelu" / "op.yaml")
     fn = desc.load_decomposition()
     assert callable(fn) and list(inspect.signature(fn).parameters) == list(bias_gelu.inputs)
+
+
+@pytest.mark.parametrize(("precision", "disabled"), [("fp32", True), ("fp16", False), ("bf16", False)])
+def test_tf32_off_for_fp32_models(tmp_path: Path, precision: str, disabled: bool) -> None:
+    # fp32 plans must mean IEEE fp32 like eager PyTorch: with TF32 tactics the GPU lane drifted ~1e-3 from eager.
+    opts = build_options({"disable_tf32", "timing_cache_path"}, precision, tmp_path / "t.cache")
+    assert opts["disable_tf32"] is disabled

@@ -81,6 +81,9 @@ def build_options(accepted: Collection[str], precision: str, timing_cache: Path,
         "require_full_compilation": True,  # a plan is one engine: any op left to PyTorch is a build error
         "timing_cache_path": str(timing_cache),
         "truncate_double": True,
+        # fp32 means IEEE fp32 as in eager PyTorch (whose CUDA matmuls default to TF32 off); TensorRT would
+        # otherwise pick TF32 tactics and drift ~1e-3 from eager (seen on the GPU lane with TensorRT-RTX).
+        "disable_tf32": precision == "fp32",
         **precision_options(accepted, precision),
     }
     level = os.environ.get("TRTREPO_TRT_OPT_LEVEL")
