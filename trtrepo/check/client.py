@@ -173,10 +173,7 @@ class TritonClient:
         latency = time.perf_counter() - start
         values = {}
         for name in outputs:
-            value = result.as_numpy(name)
-            if value is None:
-                raise RequestFailed(f"response of {model!r} has no output {name!r}")
-            values[name] = value
+            values[name] = decode_output(result, name, model)
         return InferResult(values, latency)
 
     def close(self) -> None:
@@ -225,6 +222,66 @@ def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[M
 
     with ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix=f"trtrepo-{protocol}") as pool:
         return list(pool.map(one, requests))
+
+
+def decode_output(result: Any, name: str, model: str) -> np.ndarray:
+    """Output ``name`` of a tritonclient (HTTP or gRPC) ``InferResult`` as a numpy array.
+
+    A response whose data does not fill the shape it declares (seen: 0 bytes for a ``[1, 64]`` FP32 output from
+    the Python-backend stub running with numpy 2) makes tritonclient's ``as_numpy`` raise a bare ValueError; it is
+    a failure of that one request, so it becomes a RequestFailed naming the output, its shape, dtype and sizes.
+
+    Raises:
+        RequestFailed: The response lacks the output, or its data does not match its declared shape and dtype.
+    """
+    try:
+        value = result.as_numpy(name)
+    except Exception as exc:
+        raise RequestFailed(_malformed_output_message(result, name, model, exc)) from None
+    if value is None:
+        raise RequestFailed(f"response of {model!r} has no output {name!r}")
+    return np.asarray(value)
+
+
+def _malformed_output_message(result: Any, name: str, model: str, exc: BaseException) -> str:
+    """'server returned 0 bytes for output 'y' of shape [1, 64] (dtype FP32, 256 bytes expected)' or near that."""
+    datatype, shape, nbytes = _output_header(result, name)
+    if datatype is None or shape is None:
+        return f"response of {model!r}: output {name!r} cannot be decoded: {_one_line(exc)}"
+    expected = ""
+    with contextlib.suppress(Exception):
+        from tritonclient.utils import triton_to_np_dtype
+
+        np_dtype = triton_to_np_dtype(datatype)
+        if np_dtype is not None and np_dtype is not np.object_:
+            expected = f", {int(np.prod(shape, dtype=np.int64)) * np.dtype(np_dtype).itemsize} bytes expected"
+    got = f"{nbytes} bytes" if nbytes is not None else "data that does not fit"
+    return f"server returned {got} for output {name!r} of shape {shape} (dtype {datatype}{expected}) from model " \
+           f"{model!r}: {_one_line(exc)}"
+
+
+def _output_header(result: Any, name: str) -> tuple[str | None, list[int] | None, int | None]:
+    """(datatype, shape, bytes of data) the response declares for output ``name``; None where unknown."""
+    try:
+        response = result.get_response()
+        if isinstance(response, dict):  # HTTP: JSON header, binary_data_size in the output's parameters
+            for out in response.get("outputs", []):
+                if out.get("name") == name:
+                    size = (out.get("parameters") or {}).get("binary_data_size")  # None: JSON data, not bytes
+                    return str(out.get("datatype")), [int(d) for d in out.get("shape", [])], \
+                        int(size) if size is not None else None
+            return None, None, None
+        for index, out in enumerate(response.outputs):  # gRPC: raw_output_contents follow the outputs' order
+            if out.name == name:
+                raw = response.raw_output_contents
+                if index < len(raw):
+                    nbytes: int | None = len(raw[index])
+                else:  # no raw bytes: typed contents, or nothing at all
+                    nbytes = None if out.HasField("contents") else 0
+                return str(out.datatype), [int(d) for d in out.shape], nbytes
+    except Exception as exc:  # the message is best effort; the request fails either way
+        LOGGER.debug("cannot read the header of output %r: %s", name, exc)
+    return None, None, None
 
 
 def _is_connection_error(exc: BaseException) -> bool:
