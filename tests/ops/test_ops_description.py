@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -75,23 +76,48 @@ def test_fused_add_rms_norm_launch_rule() -> None:
     desc = discover_ops([PLUGIN_SRC])["trtrepo::fused_add_rms_norm"]
     k = desc.kernel
     assert k is not None
-    warp = k.launch([17, 1024], "fp32", {"eps": 1e-6})  # warp per row: 8 rows per block
+    warp = k.launch([17, 1024], "fp16", {"eps": 1e-6})  # 128 vectors: a warp per row, 8 rows per block
     assert (warp.grid, warp.scalars[:2]) == (3, (17, 1024))
     assert warp.scalars[2] == 0x358637BD  # float32 bits of 1e-6
-    block = k.launch([2, 3, 1025], "bf16", {"eps": 1e-6})  # block per row
-    assert (block.entry, block.grid) == ("trtrepo_fused_add_rms_norm_bf16", 6)
+    assert k.launch([17, 1024], "fp32", {"eps": 1e-6}).grid == 5  # 256 vectors: 64 threads per row, 4 rows
+    assert k.launch([1001, 4096], "fp16", {"eps": 1e-6}).grid == 501  # 512 vectors: 128 threads, 2 rows
+    assert k.launch([1001, 4096], "fp32", {"eps": 1e-6}).grid == 1001  # 1024 vectors: a block per row
+    block = k.launch([2, 3, 1025], "bf16", {"eps": 1e-6})  # 129 vectors (rounded up): 64 threads, 4 rows
+    assert (block.entry, block.grid) == ("trtrepo_fused_add_rms_norm_bf16", 2)
+    assert k.launch([5, 70000], "fp32", {"eps": 1e-6}).grid == 5  # past the register-cached rows: still a block
+
+
+def _threads_per_row(vecs: int, vec_per_thread: int, block: int) -> int:
+    """The .cu's threads_per_row: the fewest of 32, 64, ... block threads holding ``vecs`` vectors, 4 per thread."""
+    threads = 32
+    while threads < block and threads * vec_per_thread < vecs:
+        threads *= 2
+    return threads
 
 
 def test_launch_rule_matches_launcher_source() -> None:
-    """The C++ launcher and op.yaml state the same block size and warp/block switch (a change to one needs both)."""
+    """The C++ launcher and op.yaml state the same block size and rows-per-block rule (a change to one needs both)."""
     ops = discover_ops([PLUGIN_SRC])
     for desc in ops.values():
         assert desc.kernel is not None
         text = desc.kernel.source.read_text()
         assert f"constexpr int kBlock = {desc.kernel.block};" in text
     rms = ops["trtrepo::fused_add_rms_norm"].kernel
-    assert rms is not None and "cols <= 1024" in rms.grid
-    assert "kWarpRowMaxCols = 1024;" in rms.source.read_text()
+    assert rms is not None
+    text = rms.source.read_text()
+    found = re.search(r"constexpr int kVecPerThread = (\d+);", text)
+    assert found, "kVecPerThread not found in the rms norm kernel"
+    per_thread = int(found.group(1))
+    assert "vecs <= 32 * kVecPerThread ? 32 : vecs <= 64 * kVecPerThread ? 64 : vecs <= 128 * kVecPerThread ? 128" \
+        in text
+    for dtype, vec in (("fp32", 4), ("fp16", 8), ("bf16", 8)):
+        for cols in (1, 7, 8, 31, 32, 33, 64, 127, 128, 129, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 2047,
+                     2048, 2049, 4095, 4096, 4097, 8192, 8193, 16384, 65536):
+            for rows in (1, 3, 8, 9, 1000):
+                threads = _threads_per_row(-(-cols // vec), per_thread, rms.block)
+                want = -(-rows // (rms.block // threads))
+                got = rms.launch([rows, cols], dtype, {"eps": 1e-6}).grid
+                assert got == want, (dtype, rows, cols, got, want)
 
 
 @pytest.mark.parametrize(("expr", "message"), [
