@@ -3,7 +3,9 @@
 For every model and batch size the same seeded inputs go to two places: the eager module (with the custom ops
 loaded, on the device the build used) and the served model, which is driven at each concurrency level either by
 ``perf_analyzer`` (when it is on PATH; its ``-f`` CSV is parsed) or by trtrepo's own load loop (one tritonclient
-HTTP client per thread, a bounded request count and a bounded time, loopback only). Each row holds p50/p90/p99
+HTTP client per thread, a bounded request count and a bounded time, loopback only). A level perf_analyzer cannot
+measure (no stable measurement within its trials, no CSV row, a timeout) is measured by the own load loop instead,
+with one warning; each row records which tool measured it. Each row holds p50/p90/p99
 latency and inferences per second of both, and the served/eager latency ratio. The report is a table, a JSON file,
 and PNG plots (latency vs concurrency; parity error histogram from a ``trtrepo check`` JSON report).
 
@@ -25,6 +27,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,6 +55,13 @@ DEFAULT_WARMUP = 3
 DEFAULT_SEED = 0
 REPORT_SCHEMA = "trtrepo-bench/1"
 PERF_ANALYZER_TIMEOUT_PAD = 60.0
+# perf_analyzer's default 10 % stability window fails at high concurrency on a shared loopback (seen on an H200 at
+# concurrency 16: "Failed to obtain stable measurement within 5 measurement windows"); p50/p99 of 400 requests are
+# still meaningful with 25 %, and more trials give it more chances before trtrepo's own loop takes over.
+PA_STABILITY_PERCENTAGE = 25
+PA_MAX_TRIALS = 10
+TOOL_PERF_ANALYZER = "perf_analyzer"
+TOOL_OWN_LOOP = "trtrepo-loop"
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -111,7 +121,8 @@ class BenchRow:
         model: Model name.
         batch_size: Samples per request (dim 0 of every input).
         concurrency: Requests in flight.
-        client: ``perf_analyzer`` or ``tritonclient-http`` (trtrepo's load loop).
+        client: The tool that measured the served side: ``perf_analyzer`` or ``trtrepo-loop`` (trtrepo's load
+            loop; reports before this name say ``tritonclient-http``).
         served: Served request latency.
         served_ips: Served inferences (samples) per second.
         eager: Eager forward() latency on the same inputs (concurrency does not apply: one stream).
@@ -119,6 +130,7 @@ class BenchRow:
         errors: Failed requests in the measurement.
         server_queue_ms: Average time requests waited in Triton's queue, when known.
         server_compute_ms: Average time of the backend's compute (infer), when known.
+        fallback: Why perf_analyzer did not measure this row although it was in use (one line), else None.
     """
 
     model: str
@@ -132,6 +144,7 @@ class BenchRow:
     errors: int = 0
     server_queue_ms: float | None = None
     server_compute_ms: float | None = None
+    fallback: str | None = None
 
     @property
     def p50_ratio(self) -> float | None:
@@ -440,29 +453,77 @@ def perf_analyzer_command(binary: str, model: str, version: int, url: str, concu
     """The perf_analyzer command line for one concurrency level."""
     cmd = [binary, "-m", model, "-x", str(version), "-u", url, "-i", "http",
            f"--concurrency-range={concurrency}:{concurrency}", f"--input-data={input_data}",
-           "--measurement-mode=count_windows", f"--measurement-request-count={requests}", "--max-trials=5",
-           "-f", str(csv_path)]
+           "--measurement-mode=count_windows", f"--measurement-request-count={requests}",
+           f"--stability-percentage={PA_STABILITY_PERCENTAGE}", f"--max-trials={PA_MAX_TRIALS}", "-f", str(csv_path)]
     if batched:
         cmd += ["-b", str(batch_size)]
     return cmd
 
 
-def _run_perf_analyzer(cmd: list[str], csv_path: Path, timeout: float) -> PerfAnalyzerRow:
+class PerfAnalyzerNoMeasurement(ServeError):
+    """perf_analyzer ran but gave no usable measurement (unstable, no CSV row, timed out): measure another way."""
+
+
+_UNSTABLE = re.compile(r"failed to obtain stable measurement[^\n]*", re.IGNORECASE)
+
+
+def perf_analyzer_unstable(output: str) -> str | None:
+    """The line of perf_analyzer's output saying it could not stabilise the measurement, or None.
+
+    perf_analyzer 2.60 prints ``Failed to obtain stable measurement within 5 measurement windows for concurrency 16.
+    Please try to increase the --measurement-request-count.`` and may still exit 0.
+    """
+    match = _UNSTABLE.search(output)
+    return match.group(0).strip() if match else None
+
+
+def perf_analyzer_result(returncode: int, output: str, csv_text: str | None, command: str) -> PerfAnalyzerRow:
+    """Decide what one perf_analyzer run measured.
+
+    Args:
+        returncode: Its exit status.
+        output: Its stdout and stderr.
+        csv_text: The ``-f`` CSV it wrote, None if it wrote none.
+        command: The command line, for the reproduce hint.
+
+    Returns:
+        The measured row.
+
+    Raises:
+        PerfAnalyzerNoMeasurement: It could not stabilise, or exited 0 without a CSV row (the level can be
+            measured by the own load loop).
+        ServeError: It failed otherwise (bad arguments, model unknown, server unreachable): a real error.
+    """
+    hint = f"reproduce: {command}; or set {ENV_PERF_ANALYZER}=0"
+    unstable = perf_analyzer_unstable(output)
+    if unstable:
+        raise PerfAnalyzerNoMeasurement(f"perf_analyzer: {unstable} (exit {returncode})", hint=hint)
+    rows = parse_perf_analyzer_csv(csv_text) if csv_text and csv_text.strip() else []
+    if returncode != 0:
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        raise ServeError(f"perf_analyzer failed (exit {returncode}): {tail}", hint=hint)
+    if not rows:
+        tail = " | ".join(output.strip().splitlines()[-2:]) or "no output"
+        raise PerfAnalyzerNoMeasurement(f"perf_analyzer exited 0 without a measurement ({tail})", hint=hint)
+    return rows[0]
+
+
+def run_perf_analyzer(cmd: list[str], csv_path: Path, timeout: float) -> PerfAnalyzerRow:
+    """Run one perf_analyzer command (:func:`perf_analyzer_command`) and read its ``-f`` CSV at ``csv_path``.
+
+    Raises:
+        PerfAnalyzerNoMeasurement: No usable measurement (see :func:`perf_analyzer_result`) or a timeout.
+        ServeError: perf_analyzer failed otherwise.
+    """
     LOGGER.info("running: %s", " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise ServeError(f"perf_analyzer did not finish in {timeout:.0f} s: {' '.join(cmd)}",
-                         hint=f"lower --requests, or set {ENV_PERF_ANALYZER}=0 to use trtrepo's own load loop") \
-            from None
-    if proc.returncode != 0 or not csv_path.is_file():
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise ServeError(f"perf_analyzer failed (exit {proc.returncode}): {tail}",
-                         hint=f"reproduce: {' '.join(cmd)}; or set {ENV_PERF_ANALYZER}=0")
-    rows = parse_perf_analyzer_csv(csv_path.read_text())
-    if not rows:
-        raise ServeError(f"perf_analyzer wrote no measurement to {csv_path}", hint=f"reproduce: {' '.join(cmd)}")
-    return rows[0]
+        raise PerfAnalyzerNoMeasurement(f"perf_analyzer did not finish in {timeout:.0f} s",
+                                        hint=f"reproduce: {' '.join(cmd)}") from None
+    output = "\n".join(part for part in (proc.stdout, proc.stderr) if part)
+    csv_text = csv_path.read_text() if csv_path.is_file() else None
+    return perf_analyzer_result(proc.returncode, output, csv_text, " ".join(cmd))
 
 
 # ------------------------------------------------------------------------------------------------ inputs / eager
@@ -665,16 +726,38 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
             eager_ips = throughput(b, eager_stats.mean_ms / 1e3) if eager_stats else None
             arrays = _numpy_inputs(model, inputs[(model.name, b)])
             for c in levels:
-                if perf_analyzer is not None:
-                    row = _level_perf_analyzer(perf_analyzer, url, model, b, c, arrays, requests, max_seconds)
-                else:
-                    row = _level_own_loop(url, model, b, c, arrays, requests, max_seconds)
+                row = measure_level(perf_analyzer, url, model, b, c, arrays, requests, max_seconds)
                 row = replace(row, eager=eager_stats, eager_ips=eager_ips)
                 progress(f"bench: {model.name} batch {b} concurrency {c}: p50 {row.served.p50_ms:.3f} ms, "
                          f"{row.served_ips:.1f} inf/s ({row.client})")
                 report.rows.append(row)
     if perf_analyzer is not None and any(m.triton.max_batch_size > 0 for m, _ in plan):
         report.notes.append("perf_analyzer repeats the first sample of each input -b times for batching models")
+    fallbacks = [r for r in report.rows if r.fallback]
+    if fallbacks:
+        report.notes.append(f"{len(fallbacks)} level(s) measured by {TOOL_OWN_LOOP} because perf_analyzer gave no "
+                            f"measurement (see each row's fallback)")
+
+
+def measure_level(perf_analyzer: str | None, url: str, model: ModelSpec, batch: int, concurrency: int,
+                  arrays: Mapping[str, Any], requests: int, max_seconds: float) -> BenchRow:
+    """Measure one load level with perf_analyzer when given, else (or when it gives no measurement) the own loop.
+
+    An unstable or missing perf_analyzer measurement logs one warning and falls back to trtrepo's load loop; the
+    row's ``fallback`` says why. Other perf_analyzer failures raise.
+
+    Raises:
+        ServeError: perf_analyzer failed for another reason, or the own loop's requests all failed.
+    """
+    if perf_analyzer is None:
+        return _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds)
+    try:
+        return _level_perf_analyzer(perf_analyzer, url, model, batch, concurrency, arrays, requests, max_seconds)
+    except PerfAnalyzerNoMeasurement as exc:
+        LOGGER.warning("%s batch %d concurrency %d: %s; measuring this level with %s instead", model.name, batch,
+                       concurrency, exc.message, TOOL_OWN_LOOP)
+        row = _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds)
+        return replace(row, fallback=exc.message)
 
 
 def _numpy_inputs(model: ModelSpec, tensors: tuple[Any, ...]) -> dict[str, np.ndarray]:
@@ -711,7 +794,7 @@ def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, ar
     queue_ms, compute_ms = server_stats_delta(before, after) if before and after else (None, None)
     if result.errors:
         LOGGER.warning("%s: %d requests failed, first: %s", model.name, result.errors, result.first_error)
-    return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client="tritonclient-http",
+    return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client=TOOL_OWN_LOOP,
                     served=LatencyStats.from_seconds(result.latencies_s),
                     served_ips=throughput(len(result.latencies_s) * batch, result.wall_s), errors=result.errors,
                     server_queue_ms=queue_ms, server_compute_ms=compute_ms)
@@ -745,8 +828,8 @@ def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, co
         csv_path = Path(tmp) / "perf.csv"
         cmd = perf_analyzer_command(binary, model.name, model.version, url, concurrency, batch, batched, data_path,
                                     csv_path, requests)
-        pa = _run_perf_analyzer(cmd, csv_path, timeout=max_seconds * 3 + PERF_ANALYZER_TIMEOUT_PAD)
-    return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client="perf_analyzer",
+        pa = run_perf_analyzer(cmd, csv_path, timeout=max_seconds * 3 + PERF_ANALYZER_TIMEOUT_PAD)
+    return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client=TOOL_PERF_ANALYZER,
                     served=pa.latency, served_ips=pa.inferences_per_second, server_queue_ms=pa.server_queue_ms,
                     server_compute_ms=pa.server_compute_ms)
 

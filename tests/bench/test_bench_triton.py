@@ -4,6 +4,7 @@ two concurrency levels and two batch sizes with trtrepo's own load loop, against
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_tiny_real_bench(tmp_path: Path, repo_root: Path, run_python, subprocess
     rows = data["rows"]
     assert [(r["batch_size"], r["concurrency"]) for r in rows] == [(1, 1), (1, 2), (4, 1), (4, 2)]
     for r in rows:
-        assert r["model"] == "annotated_block" and r["client"] == "tritonclient-http"
+        assert r["model"] == "annotated_block" and r["client"] == "trtrepo-loop" and r["fallback"] is None
         assert r["errors"] == 0
         assert r["served"]["count"] == 12
         assert 0 < r["served"]["p50_ms"] <= r["served"]["p90_ms"] <= r["served"]["p99_ms"]
@@ -66,3 +67,25 @@ def test_tiny_real_bench(tmp_path: Path, repo_root: Path, run_python, subprocess
     assert data["device"] == "cpu"
     assert "annotated_block" in proc.stdout
     assert (tmp_path / "plots" / "bench_latency.png").is_file()
+
+    # perf_analyzer that cannot stabilise (as 2.60 did at concurrency 16 on an H200: the text, exit 0, no CSV): every
+    # level is measured by the own loop with one warning each, and the bench succeeds.
+    fake = tmp_path / "bin" / "perf_analyzer"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nprint('Failed to obtain stable measurement within 5 measurement windows "
+                    "for concurrency 16. Please try to increase the --measurement-request-count.')\n")
+    fake.chmod(0o755)
+    subprocess_env["TRTREPO_PERF_ANALYZER"] = str(fake)
+    fallback_path = tmp_path / "bench_fallback.json"
+    proc = run_python(["-c", BENCH, str(spec), str(repo), str(fallback_path), str(tmp_path / "plots2")], timeout=600)
+    del subprocess_env["TRTREPO_PERF_ANALYZER"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(fallback_path.read_text())
+    assert data["environment"]["perf_analyzer"] == str(fake)
+    assert len(data["rows"]) == 4
+    for r in data["rows"]:
+        assert r["client"] == "trtrepo-loop" and r["errors"] == 0 and r["served"]["count"] == 12
+        assert r["fallback"].startswith("perf_analyzer: Failed to obtain stable measurement"), r["fallback"]
+    warnings = [line for line in proc.stderr.splitlines() if "measuring this level with trtrepo-loop" in line]
+    assert len(warnings) == 4, proc.stderr[-3000:]
+    assert any("4 level(s) measured by trtrepo-loop" in n for n in data["notes"]), data["notes"]

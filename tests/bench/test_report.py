@@ -40,7 +40,8 @@ def _row(model: str = "m", conc: int = 1, p50: float = 2.0, eager_p50: float | N
                           max_ms=9.0)
     eager = LatencyStats(p50_ms=eager_p50, p90_ms=eager_p50, p99_ms=eager_p50 * 2, mean_ms=eager_p50) \
         if eager_p50 else None
-    return BenchRow(model=model, batch_size=8, concurrency=conc, client="tritonclient-http", served=served,
+    return BenchRow(model=model, batch_size=8, concurrency=conc, client=bench.TOOL_OWN_LOOP, served=served,
+                    fallback="perf_analyzer: unstable" if conc == 4 else None,
                     served_ips=4000.0, eager=eager, eager_ips=16000.0 if eager else None, server_queue_ms=0.1)
 
 
