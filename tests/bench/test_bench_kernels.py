@@ -80,6 +80,36 @@ def test_make_result_ratios(bk: ModuleType) -> None:
     assert small.cache_resident and small.eager_ms is None and small.speedup_vs_eager is None
 
 
+def test_copy_reference_is_the_faster_copy(bk: ModuleType) -> None:
+    # at >= 1 GiB on an H200 cudaMemcpyAsync (copy engines) is slower than an SM copy kernel: the SM copy counts
+    assert bk.copy_reference(2.0e-3, 1.3e-3) == (1.3e-3, "sm")
+    assert bk.copy_reference(1.0e-3, 1.3e-3) == (1.0e-3, "memcpy")
+    assert bk.copy_reference(None, 2e-3) == (2e-3, "sm")
+    with pytest.raises(ValueError, match="at least one"):
+        bk.copy_reference(None, 0.0)
+    assert bk.sm_copy_words(10) == 3 and bk.sm_copy_words(0) == 1 and bk.sm_copy_words(4 * 2**30) == 2**30
+
+
+def test_make_result_reports_both_copies_and_uses_the_faster(bk: ModuleType) -> None:
+    r = bk.make_result("bias_gelu", "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "cuda-graph+events",
+                       memcpy_s=1.5e-3, sm_copy_s=1.0e-3)
+    total = r.bytes_read + r.bytes_written
+    assert r.copy_reference == "sm" and r.copy_ms == pytest.approx(1.0)
+    assert r.memcpy_gbs == pytest.approx(total / 1.5e-3 / 1e9)
+    assert r.sm_copy_gbs == pytest.approx(r.copy_gbs) and r.kernel_vs_copy == pytest.approx(1.0)
+    # with the slower memcpy as reference this kernel would read 1.5: the bug the faster reference removes
+    assert r.kernel_gbs / r.memcpy_gbs == pytest.approx(1.5)
+    fast_memcpy = bk.make_result("bias_gelu", "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "x",
+                                 memcpy_s=0.8e-3, sm_copy_s=1.0e-3)
+    assert fast_memcpy.copy_reference == "memcpy" and fast_memcpy.kernel_vs_copy == pytest.approx(0.8)
+    text = bk.format_table([r])
+    assert "memcpy GB/s" in text and "SM copy GB/s" in text
+    assert f"{r.memcpy_gbs:.1f}" in text.splitlines()[2].split()
+    summary = bk.goal_summary([r])
+    assert summary[0]["copy_reference"] == "sm"
+    assert "copy = sm" in bk.format_summary(summary, "NVIDIA H200")
+
+
 def test_goal_summary_uses_largest_dram_bound_size(bk: ModuleType) -> None:
     results = [
         _result(bk, "bias_gelu", "fp32", 16, 1e-6, 2e-6),  # cache resident, ratio 2.0: must not count
@@ -131,6 +161,10 @@ def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path, run_python) ->
     assert [r["rows"] * r["cols"] for r in data["results"]] == [2**12, 2**16]
     first = data["results"][0]
     assert first["op"] == "bias_gelu" and first["kernel_ms"] > 0 and first["copy_ms"] > 0
+    # both copies timed; the reference is the faster one
+    assert first["memcpy_gbs"] > 0 and first["sm_copy_gbs"] > 0
+    assert first["copy_gbs"] == pytest.approx(max(first["memcpy_gbs"], first["sm_copy_gbs"]))
+    assert first["copy_reference"] == ("sm" if first["sm_copy_gbs"] > first["memcpy_gbs"] else "memcpy")
     # the kernel agrees with its decomposition where the script checks it
     assert first["max_abs_error"] is not None and first["max_abs_error"] < 1e-4
     assert (tmp_path / "kernels.txt").read_text().count("bias_gelu") >= 3
