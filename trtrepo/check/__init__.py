@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from trtrepo.errors import ParityError, ServeError, SpecError
 
 if TYPE_CHECKING:
+    from trtrepo.check.client import TritonClient
     from trtrepo.check.inputs import InputCase
     from trtrepo.check.report import CaseResult, CheckReport
     from trtrepo.serve import TritonServer
@@ -248,13 +249,27 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
                 result.outputs = _compare_outputs(model, served, reply.outputs, expected)
             report.cases.append(result)
         with TritonClient(protocol, url, timeout) as client:
-            after = _guard(server, lambda: client.execution_counts(model.name))
+            after = _guard(server, lambda: _settled_counts(client, model.name, before[0] + len(ragged)))
         counts = {"requests": after[0] - before[0], "executions": after[1] - before[1]}
         report.batching.setdefault(model.name, {})[protocol] = counts
         bad = sum(1 for c in report.cases[-len(ragged):] if not c.passed)
         sizes = ",".join(str(next(iter(c.arrays.values())).shape[0]) for c, _ in ragged)
         progress(f"  {model.name} {protocol} ragged x{len(ragged)} (batch sizes {sizes}; {counts['requests']} "
                  f"requests in {counts['executions']} executions): {'ok' if bad == 0 else f'{bad} FAILED'}")
+
+
+def _settled_counts(client: TritonClient, model: str, requests: int, wait_s: float = 5.0) -> tuple[int, int]:
+    """Triton's (request, execution) counts once they include ``requests``.
+
+    The server updates its statistics after it has sent a response, so a read right after the last reply can miss
+    it; wait (bounded) until the count is reached, then return whatever it says.
+    """
+    deadline = time.monotonic() + wait_s
+    counts: tuple[int, int] = client.execution_counts(model)
+    while counts[0] < requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+        counts = client.execution_counts(model)
+    return counts
 
 
 def _case(model: ModelSpec, protocol: str, case: InputCase) -> CaseResult:
