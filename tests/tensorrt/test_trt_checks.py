@@ -18,6 +18,7 @@ from trtrepo.tensorrt.checks import (
     launch_script,
     plugin_backend_config,
     tensorrt_version_problem,
+    unique_libraries,
     version_tuple,
 )
 from trtrepo.tensorrt.opfacts import OpFacts
@@ -38,9 +39,31 @@ def test_all_provided_once_is_clean() -> None:
 
 def test_clash_between_libraries() -> None:
     problems = find_plugin_problems({"m": [GELU]}, {"/a.so": [GELU], "/b.so": [GELU, RMS]})
-    assert len(problems) == 1 and "registered by 2 libraries: /a.so, /b.so" in problems[0].message
-    with pytest.raises(ServeError, match="registered by 2 libraries"):
+    assert len(problems) == 1 and "registered by 2 different libraries: /a.so, /b.so" in problems[0].message
+    with pytest.raises(ServeError, match="registered by 2 different libraries"):
         check_plugins({"m": [GELU]}, {"/a.so": [GELU], "/b.so": [GELU]})
+
+
+def test_copies_of_one_library_do_not_clash_different_ones_do() -> None:
+    """Each model folder holds its own copy: the same sha256 is one library, another sha256 a clash."""
+    provided = {"/r/m/plugins/a.so": [GELU, RMS], "/r/n/plugins/a.so": [GELU, RMS], "/r/o/plugins/a.so": [GELU]}
+    same = {"/r/m/plugins/a.so": "h1", "/r/n/plugins/a.so": "h1", "/r/o/plugins/a.so": "h1"}
+    assert find_plugin_problems({"m": [GELU], "n": [RMS]}, provided, same) == []
+    check_plugins({"m": [GELU]}, provided, same)
+    problems = find_plugin_problems({"m": [GELU]}, provided, {**same, "/r/o/plugins/a.so": "h2"})
+    assert [p.message for p in problems] == [
+        f"plugin creator {GELU} is registered by 2 different libraries: /r/m/plugins/a.so, /r/o/plugins/a.so"]
+    assert len(find_plugin_problems({}, provided)) == 2, "without hashes every path is its own library"
+
+
+def test_unique_libraries_by_content(tmp_path: Path) -> None:
+    for name, data in (("m", b"v1"), ("n", b"v1"), ("o", b"v2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.so").write_bytes(data)
+    paths = [tmp_path / "o" / "a.so", tmp_path / "m" / "a.so", tmp_path / "n" / "a.so"]
+    assert unique_libraries(paths) == [str(tmp_path / "o" / "a.so"), str(tmp_path / "m" / "a.so")]
+    assert unique_libraries(["/x/a.so", "/y/a.so"], {"/x/a.so": "h", "/y/a.so": "h"}) == ["/x/a.so"]
+    assert unique_libraries(["/x/a.so", "/y/a.so"]) == ["/x/a.so", "/y/a.so"], "unknown content: kept"
 
 
 def test_missing_creator_and_version_near_miss() -> None:
@@ -94,6 +117,16 @@ def test_launch_script_runs_with_plugins(tmp_path: Path) -> None:
         f"--backend-config=tensorrt,plugins={repo}/plugins/libtrtrepo_trt_plugins.so;{repo}/plugins/b.so;/opt/x.so",
         "--log-verbose=1",
     ]
+
+
+def test_launch_script_lists_each_library_once(tmp_path: Path) -> None:
+    for model, data in (("a", b"lib"), ("b", b"lib"), ("c", b"other")):
+        (tmp_path / model / "plugins").mkdir(parents=True)
+        (tmp_path / model / "plugins" / "p.so").write_bytes(data)
+    text = launch_script(tmp_path, ["a/plugins/p.so", "b/plugins/p.so", "c/plugins/p.so"])
+    assert 'plugins=("$HERE"/a/plugins/p.so "$HERE"/c/plugins/p.so)' in text.splitlines()
+    text = launch_script(tmp_path, ["a/plugins/p.so", "c/plugins/p.so"], {"a/plugins/p.so": "h", "c/plugins/p.so": "h"})
+    assert 'plugins=("$HERE"/a/plugins/p.so)' in text.splitlines()
 
 
 def test_launch_script_without_plugins(tmp_path: Path) -> None:

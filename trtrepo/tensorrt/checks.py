@@ -13,6 +13,7 @@ All functions here are pure except :func:`creators_in_library`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shlex
@@ -76,27 +77,36 @@ class PluginProblem:
 
 
 def find_plugin_problems(required: Mapping[str, Sequence[Creator]],
-                         provided: Mapping[str, Sequence[Creator]]) -> list[PluginProblem]:
+                         provided: Mapping[str, Sequence[Creator]],
+                         hashes: Mapping[str, str] | None = None) -> list[PluginProblem]:
     """Every needed creator must be provided exactly once across the repository's plugin libraries.
+
+    Each model folder holds its own copy of the libraries it needs, so one library often sits at several paths;
+    copies with the same sha256 are one library (the server loads it once) and do not clash.
 
     Args:
         required: Model name → creators its plan needs.
         provided: Library path (as served) → creators it registers.
+        hashes: Library path → sha256 of its content; paths without a hash count as distinct libraries.
 
     Returns:
-        The problems, empty when all is well: clashes (a creator in more than one library — TensorRT keeps whichever
-        registers first) and missing creators.
+        The problems, empty when all is well: clashes (a creator in more than one distinct library — TensorRT
+        keeps whichever registers first) and missing creators.
     """
-    owners: dict[Creator, list[str]] = {}
+    digests = hashes or {}
+    owners: dict[Creator, dict[str, list[str]]] = {}  # creator → library identity → its paths
     for lib, creators in provided.items():
+        identity = digests.get(lib) or f"path:{lib}"
         for c in creators:
-            owners.setdefault(c, []).append(lib)
+            owners.setdefault(c, {}).setdefault(identity, []).append(lib)
     problems = []
     for creator, libs in sorted(owners.items()):
         if len(libs) > 1:
+            shown = sorted(min(paths) for paths in libs.values())
             problems.append(PluginProblem(
-                f"plugin creator {creator} is registered by {len(libs)} libraries: {', '.join(sorted(libs))}",
-                "keep one library per creator, or give the ops distinct plugin names/versions in op.yaml",
+                f"plugin creator {creator} is registered by {len(libs)} different libraries: {', '.join(shown)}",
+                "keep one library per creator (rebuild every model that uses it), or give the ops distinct plugin "
+                "names/versions in op.yaml",
             ))
     for model, creators in sorted(required.items()):
         for creator in creators:
@@ -109,15 +119,49 @@ def find_plugin_problems(required: Mapping[str, Sequence[Creator]],
     return problems
 
 
-def check_plugins(required: Mapping[str, Sequence[Creator]], provided: Mapping[str, Sequence[Creator]]) -> None:
+def check_plugins(required: Mapping[str, Sequence[Creator]], provided: Mapping[str, Sequence[Creator]],
+                  hashes: Mapping[str, str] | None = None) -> None:
     """Raise ServeError naming the first problem of :func:`find_plugin_problems` (all are logged)."""
-    problems = find_plugin_problems(required, provided)
+    problems = find_plugin_problems(required, provided, hashes)
     for p in problems:
         LOGGER.error("%s (%s)", p.message, p.hint)
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more problem(s), see the log)" if len(problems) > 1 else ""
         raise ServeError(first.message + more, hint=first.hint)
+
+
+def unique_libraries(paths: Sequence[str | Path], hashes: Mapping[str, str] | None = None) -> list[str]:
+    """``paths`` with copies of one library (same sha256) reduced to the first, order kept.
+
+    A server-wide plugin list must name each library once: TensorRT registers the creators of every library it
+    loads, and a second copy of the same library registers them again.
+
+    Args:
+        paths: Library paths, in the order they should load.
+        hashes: Path (as given, ``str``) → sha256; a path without one is hashed from its file when it exists,
+            else kept as a library of its own.
+    """
+    seen: set[str] = set()
+    out = []
+    for p in paths:
+        text = str(p)
+        digest = (hashes or {}).get(text) or _file_sha256(Path(text)) or f"path:{text}"
+        if digest in seen:
+            continue
+        seen.add(digest)
+        out.append(text)
+    return out
+
+
+def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -187,20 +231,24 @@ def plugin_backend_config(paths: Sequence[str | Path]) -> list[str]:
     return [f"--backend-config=tensorrt,plugins={';'.join(items)}"]
 
 
-def launch_script(repo: str | Path, plugin_paths: Sequence[str | Path]) -> str:
+def launch_script(repo: str | Path, plugin_paths: Sequence[str | Path], hashes: Mapping[str, str] | None = None) -> str:
     """A ``launch.sh`` for the repository root: tritonserver on this repository with its plugin libraries.
 
     Libraries inside the repository are referenced relative to the script, so the repository can move (e.g. into a
-    container); ``TRITONSERVER`` overrides the binary and extra arguments pass through.
+    container); ``TRITONSERVER`` overrides the binary and extra arguments pass through. Each model folder holds its
+    own copy of its libraries: copies of one library (same sha256) are listed once.
 
     Args:
         repo: The repository root the script is written into.
-        plugin_paths: Plugin libraries (absolute, or relative to the repository root).
+        plugin_paths: Plugin libraries (absolute, or relative to the repository root: ``<model>/plugins/x.so``).
+        hashes: Path (as given, ``str``) → sha256 (the manifest's); missing ones are read from the files.
     """
     root = Path(repo)
+    digests = {str(p): (hashes or {}).get(str(p)) or _file_sha256(Path(p) if Path(p).is_absolute() else root / p)
+               or f"path:{p}" for p in plugin_paths}
     parts = []
-    for p in plugin_paths:
-        path = Path(p)
+    for text in unique_libraries(plugin_paths, digests):
+        path = Path(text)
         rel = path if not path.is_absolute() else _relative_to(path, root)
         if rel is not None:
             parts.append('"$HERE"/' + shlex.quote(rel.as_posix()))
