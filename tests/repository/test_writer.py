@@ -67,17 +67,40 @@ def leftovers(parent: Path, out: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
+class FakeOps:
+    """The attributes of trtrepo.ops.build.BuiltOps the writer reads (logs sit beside each library)."""
+
+    def __init__(self, root: Path) -> None:
+        self.torch_library = root / "torch" / "libtrtrepo_ops.so"
+        self.trt_plugin_library = None
+        self.ptx: dict[str, Path] = {}
+        self.descriptions: dict[str, object] = {}
+        self.torch_library.parent.mkdir(parents=True)
+        self.torch_library.write_bytes(b"ops")
+        (self.torch_library.parent / "build.log").write_text("ops build log\n")
+
+
 def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
     logs = tmp_path / "buildlogs"
     (logs / "b").mkdir(parents=True)
     (logs / "b" / "engine.log").write_text("engine build log\n")
-    out = write_both(project, project.repository, tmp_path, log_dir=logs)
+    (logs / "a.export.log").write_text("export of a\n")
+    (logs / "build.log").write_text("the whole build\n")
+    out = write_both(project, project.repository, tmp_path, log_dir=logs, ops=FakeOps(tmp_path / "cache"))
 
     assert out == project.repository
+    # every root folder is a model folder: tritonserver polls each one as a model
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a", "b"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["launch.sh", MANIFEST_FILENAME]
     assert (out / "a" / "1" / "model.pt2").read_bytes() == b"pt2 bytes v1"
     assert (out / "b" / "1" / "model.plan").read_bytes() == b"plan bytes v1"
-    assert (out / "plugins" / "libtrtrepo_plugins.so").read_bytes() == b"\x7fELF plugin library v1"
-    assert (out / "logs" / "b" / "engine.log").read_text() == "engine build log\n"
+    assert (out / "b" / "plugins" / "libtrtrepo_plugins.so").read_bytes() == b"\x7fELF plugin library v1"
+    assert not (out / "a" / "plugins").exists()
+    assert (out / "b" / "logs" / "engine.log").read_text() == "engine build log\n"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "/logs/" in str(p)) == [
+        "a/logs/a.export.log", "a/logs/build.log", "a/logs/ops/torch_library.build.log",
+        "b/logs/build.log", "b/logs/engine.log", "b/logs/ops/torch_library.build.log"]
+    assert (out / "a" / "logs" / "ops" / "torch_library.build.log").read_text() == "ops build log\n"
     assert len((out / "a" / "warmup" / "x").read_bytes()) == 1 * 4 * 4  # batch 1, per-sample dims [4], fp32
 
     config_a = cfg.parse_text((out / "a" / "config.pbtxt").read_text())
@@ -90,7 +113,7 @@ def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert manifest["environment"] == {"trtrepo": "test"}
     assert manifest["spec"] == {"path": str(project.path), "sha256": sha256_file(project.path)}
-    assert manifest["plugins"] == {"plugins/libtrtrepo_plugins.so": sha256_bytes(b"\x7fELF plugin library v1")}
+    assert manifest["plugins"] == {"b/plugins/libtrtrepo_plugins.so": sha256_bytes(b"\x7fELF plugin library v1")}
     a, b = manifest["models"]["a"], manifest["models"]["b"]
     assert (a["target"], a["precision"], a["version"], b["target"]) == ("torch", "fp32", 1, "tensorrt")
     assert a["inputs"] == [{"name": "x", "dtype": "fp32", "shape": [-1, 4]}]
@@ -100,11 +123,12 @@ def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
         assert record["files"], "every artifact file is hashed"
         for rel, digest in record["files"].items():
             assert sha256_file(out / rel) == digest
-    assert set(a["files"]) == {"a/1/model.pt2", "a/1/model.py", "a/config.pbtxt", "a/warmup/x"}
+    assert set(a["files"]) == {"a/1/model.pt2", "a/1/model.py", "a/config.pbtxt", "a/warmup/x"}  # logs: no artifact
+    assert "b/plugins/libtrtrepo_plugins.so" in b["files"]
 
     launch = out / "launch.sh"
     assert launch.is_file() and launch.stat().st_mode & stat.S_IXUSR
-    assert "plugins/libtrtrepo_plugins.so" in launch.read_text()
+    assert '"$HERE"/b/plugins/libtrtrepo_plugins.so' in launch.read_text()
     assert leftovers(out.parent, out) == []
 
 
@@ -117,8 +141,9 @@ def test_rebuilding_one_model_keeps_the_others(project: Spec, tmp_path: Path) ->
                             environment={"trtrepo": "test"})
 
     after = hash_tree(out)
-    kept = {k: v for k, v in before.items() if k.startswith(("b/", "plugins/"))}
-    assert {k: v for k, v in after.items() if k.startswith(("b/", "plugins/"))} == kept
+    kept = {k: v for k, v in before.items() if k.startswith("b/")}
+    assert "b/plugins/libtrtrepo_plugins.so" in kept
+    assert {k: v for k, v in after.items() if k.startswith("b/")} == kept
     assert (out / "a" / "1" / "model.pt2").read_bytes() == b"pt2 bytes v2"
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert manifest["models"]["b"] == old_manifest["models"]["b"]
@@ -132,7 +157,7 @@ def test_user_files_stay_and_removed_models_go(project: Spec, tmp_path: Path) ->
     only_a = load_spec_text(tmp_path, SPEC.split("  - name: b")[0])
     writer.write_repository(only_a, {"a": (only_a.model("a"), artifacts_a())}, out, environment={})
     assert (out / "README.md").read_text() == "mine\n"
-    assert not (out / "b").exists() and not (out / "plugins").exists() and not (out / "launch.sh").exists()
+    assert not (out / "b").exists() and not (out / "launch.sh").exists()
     assert set(json.loads((out / MANIFEST_FILENAME).read_text())["models"]) == {"a"}
 
 
@@ -159,12 +184,13 @@ def _static_batch_dim(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, Mod
 
 
 def _plugin_clash(spec: Spec, tmp_path: Path) -> dict[str, tuple[object, ModelArtifacts]]:
+    """One model, two different libraries that would both be <model>/plugins/libtrtrepo_plugins.so."""
     other = tmp_path / "other" / "libtrtrepo_plugins.so"
     other.parent.mkdir()
     other.write_bytes(b"a different library")
-    a = artifacts_a()
-    a.plugin_libraries = (other,)
-    return {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(tmp_path / "libs" / "libtrtrepo_plugins.so"))}
+    b = artifacts_b(tmp_path / "libs" / "libtrtrepo_plugins.so")
+    b.plugin_libraries = (*b.plugin_libraries, other)
+    return {"a": (spec.model("a"), artifacts_a()), "b": (spec.model("b"), b)}
 
 
 @pytest.mark.parametrize("make_built", [_missing_library, _escaping_file, _static_batch_dim, _plugin_clash],
@@ -260,3 +286,57 @@ def test_models_of_another_spec_sharing_the_repository_stay(project: Spec, tmp_p
     models = json.loads((out / MANIFEST_FILENAME).read_text())["models"]
     assert set(models) == {"a", "b", "c"}
     assert models["c"]["spec"] == str(other.path) and models["a"]["spec"] == str(project.path)
+
+
+def test_models_get_their_own_copy_and_launch_sh_lists_one(project: Spec, tmp_path: Path) -> None:
+    """Two TensorRT models with one library: a copy in each model folder, one entry in the server-wide flags."""
+    spec = load_spec_text(tmp_path, SPEC.replace("  - name: a\n    source: json:loads\n",
+                                                 "  - name: a\n    source: json:loads\n    target: tensorrt\n"))
+    lib = tmp_path / "libs" / "libtrtrepo_plugins.so"
+    a = artifacts_b(lib)
+    a.inputs, a.outputs = (IOSpec("x", "fp32", (-1, 4)),), (IOSpec("y", "fp32", (-1, 4)),)
+    out = writer.write_repository(spec, {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(lib))},
+                                  spec.repository, environment={})
+    for name in ("a", "b"):
+        assert (out / name / "plugins" / lib.name).read_bytes() == lib.read_bytes()
+        assert list(cfg.parse_text((out / name / "config.pbtxt").read_text())
+                    .model_operations.op_library_filename) == [f"plugins/{lib.name}"]
+    assert set(json.loads((out / MANIFEST_FILENAME).read_text())["plugins"]) == {
+        f"a/plugins/{lib.name}", f"b/plugins/{lib.name}"}
+    plugin_lines = [line for line in (out / "launch.sh").read_text().splitlines() if line.startswith("plugins=(")]
+    assert plugin_lines == [f'plugins=("$HERE"/a/plugins/{lib.name})']
+
+
+def test_kept_tensorrt_model_takes_the_rebuilt_library(project: Spec, tmp_path: Path) -> None:
+    """TensorRT plans share the server's plugin registry: a kept plan must not bring an older copy of the library."""
+    spec = load_spec_text(tmp_path, SPEC.replace("  - name: a\n    source: json:loads\n",
+                                                 "  - name: a\n    source: json:loads\n    target: tensorrt\n"))
+    lib = tmp_path / "libs" / "libtrtrepo_plugins.so"
+    a = artifacts_b(lib)
+    a.inputs, a.outputs = (IOSpec("x", "fp32", (-1, 4)),), (IOSpec("y", "fp32", (-1, 4)),)
+    out = writer.write_repository(spec, {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(lib))},
+                                  spec.repository, environment={})
+    lib.write_bytes(b"\x7fELF plugin library v2")
+    writer.write_repository(spec, {"a": (spec.model("a"), a)}, out, environment={})
+    assert (out / "b" / "plugins" / lib.name).read_bytes() == b"\x7fELF plugin library v2"
+    manifest = json.loads((out / MANIFEST_FILENAME).read_text())
+    assert manifest["models"]["b"]["files"][f"b/plugins/{lib.name}"] == sha256_bytes(b"\x7fELF plugin library v2")
+    assert manifest["plugins"][f"b/plugins/{lib.name}"] == manifest["plugins"][f"a/plugins/{lib.name}"]
+
+
+def test_old_root_folders_go_and_old_layout_models_must_be_rebuilt(project: Spec, tmp_path: Path) -> None:
+    """A repository of the layout with plugins/ and logs/ at the root: rewritten without them; a kept model that
+    still looks for its library at the root is refused (it would not load) and the old repository stays."""
+    out = write_both(project, project.repository, tmp_path)
+    for legacy in ("plugins", "logs"):
+        (out / legacy).mkdir()
+        (out / legacy / "x").write_text("old\n")
+    write_both(project, out, tmp_path)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a", "b"]
+
+    (out / "plugins").mkdir()
+    (out / "b" / "plugins" / "libtrtrepo_plugins.so").rename(out / "plugins" / "libtrtrepo_plugins.so")
+    before = hash_tree(out)
+    with pytest.raises(BuildError, match=r"kept model 'b' was written with its libraries at the repository root"):
+        writer.write_repository(project, {"a": (project.model("a"), artifacts_a())}, out, environment={})
+    assert hash_tree(out) == before

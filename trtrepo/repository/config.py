@@ -77,7 +77,8 @@ def model_config(
         model: The model's validated spec.
         artifacts: What its target built (I/O names, dtypes and shapes are taken from here, not assumed).
         device: ``cuda`` or ``cpu``: where the build ran; decides ``kind: auto`` instance groups.
-        op_libraries: Repository-relative paths of the plugin libraries (``plugins/libx.so``) the model needs.
+        op_libraries: Paths of the plugin libraries the model needs, relative to its model folder
+            (``plugins/libx.so``).
 
     Returns:
         A ``tritonclient.grpc.model_config_pb2.ModelConfig``.

@@ -5,11 +5,16 @@ Layout written::
     <repository>/
       <model>/config.pbtxt            # through ModelConfig protobuf (trtrepo.repository.config)
       <model>/<version>/<files>       # what the target built (model.plan, model.pt2 + model.py, ...)
+      <model>/plugins/<lib>.so        # each library the model needs, copied into its own folder
+      <model>/logs/                   # its build logs: ops/ (the op library builds) and the target's logs
       <model>/warmup/<input>          # raw warm-up data when warmup.data is "sample"
-      plugins/<lib>.so                # each plugin library once
-      logs/                           # build logs (ops compile, engine build, ...)
       launch.sh                       # tritonserver command with the plugin flags (TensorRT plugin models)
       trtrepo-manifest.json           # versions, hashes, per-model record
+
+Every folder at the repository root is a model folder: tritonserver polls each root folder as a model and fails
+to start on any other, while it ignores non-numeric folders inside a model folder (``plugins``, ``logs``,
+``warmup``). So a plain ``tritonserver --model-repository <repository>`` loads it. Paths in config.pbtxt and in
+the manifest's per-model records are relative to the model folder (``plugins/libtrtrepo_ops.so``).
 
 Everything is written into a temporary folder beside the target (same filesystem), then the previous repository
 is renamed to a backup, the staging folder renamed into place and the backup removed. Any failure before the swap
@@ -45,10 +50,13 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-PLUGINS_DIRNAME = "plugins"
-LOGS_DIRNAME = "logs"
+PLUGINS_DIRNAME = "plugins"  # inside each model folder
+LOGS_DIRNAME = "logs"  # inside each model folder
+OPS_LOGS_DIRNAME = "ops"  # <model>/logs/ops/: the op library build logs
 LAUNCH_SCRIPT = "launch.sh"
-RESERVED = (PLUGINS_DIRNAME, LOGS_DIRNAME, LAUNCH_SCRIPT, MANIFEST_FILENAME)
+# root folders of the layout before per-model plugins/logs (tritonserver refused to start on them): dropped
+LEGACY_ROOT_DIRS = (PLUGINS_DIRNAME, LOGS_DIRNAME)
+RESERVED = (*LEGACY_ROOT_DIRS, LAUNCH_SCRIPT, MANIFEST_FILENAME)
 
 
 def write_repository(
@@ -70,13 +78,15 @@ def write_repository(
         ops: The built custom ops (``trtrepo.ops.build.BuiltOps``) or None; recorded in the manifest.
         environment: Versions and hardware facts (``trtrepo.repository.manifest.environment()``).
         device: ``cuda`` or ``cpu``: where the build ran (instance groups of kind ``auto``).
-        log_dir: Build logs to copy into ``logs/``.
+        log_dir: Build logs to copy into the models' ``logs/`` (``<model>/...`` and ``<model>.*`` go to that model,
+            other files to every model built now).
 
     Returns:
         The repository path.
 
     Raises:
-        BuildError: The target is not a folder, two plugin libraries clash, an artifact is inconsistent, or the
+        BuildError: The target is not a folder, two libraries of one model share a file name, a kept model lacks its
+            libraries, an artifact is inconsistent, or the
             swap failed; the previous repository is unchanged.
     """
     out = Path(out).resolve()
@@ -111,23 +121,24 @@ def _stage(
     spec_names = {m.name for m in spec.models}
     manifest_models: dict[str, Any] = {}
 
-    plugin_sources: dict[str, Path] = {}  # file name in plugins/ → where it came from (clash detection)
     for name, (model, artifacts) in sorted(built.items()):
-        libs = [_stage_plugin(Path(lib), staging, plugin_sources, name) for lib in artifacts.plugin_libraries]
+        model_dir = staging / name
+        libs = _stage_plugins(name, artifacts.plugin_libraries, model_dir)
         _stage_model(model, artifacts, staging, device=device, op_libraries=libs)
+        _stage_logs(model_dir, name, log_dir, ops, built_now=set(built))
         manifest_models[name] = _model_record(model, artifacts, staging, libs)
         manifest_models[name]["spec"] = str(spec.path)
 
     if out.is_dir():
-        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, spec.path, plugin_sources))
+        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, spec.path))
 
-    _stage_logs(staging, out, log_dir, ops, kept=set(manifest_models) - set(built))
-    plugin_paths = sorted({p for rec in manifest_models.values() for p in rec.get("plugin_libraries", [])})
+    plugins = {f"{name}/{rel}": sha256_file(staging / name / rel)
+               for name, rec in sorted(manifest_models.items()) for rel in rec.get("plugin_libraries", [])}
     # the launch flags load libraries into the TensorRT backend: only TensorRT models' libraries belong there
-    trt_plugins = sorted({p for rec in manifest_models.values() if rec.get("target") == "tensorrt"
-                          for p in rec.get("plugin_libraries", [])})
+    trt_plugins = [f"{name}/{rel}" for name, rec in sorted(manifest_models.items()) if rec.get("target") == "tensorrt"
+                   for rel in rec.get("plugin_libraries", [])]
     if trt_plugins:
-        _stage_launch_script(staging, out, trt_plugins)
+        _stage_launch_script(staging, out, trt_plugins, plugins)
 
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -135,7 +146,7 @@ def _stage(
         "spec": {"path": str(spec.path), "sha256": sha256_file(spec.path)},
         "device": device,
         "ops": _ops_record(ops),
-        "plugins": {p: sha256_file(staging / p) for p in plugin_paths},
+        "plugins": plugins,  # repository-relative path of every per-model copy → sha256
         "models": manifest_models,
     }
     write_manifest(staging / MANIFEST_FILENAME, manifest)
@@ -161,22 +172,25 @@ def _stage_model(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, *, 
             (model_dir / cfg.WARMUP_DIRNAME / name).write_bytes(data)
 
 
-def _stage_plugin(lib: Path, staging: Path, seen: dict[str, Path], model: str) -> str:
-    """Copy a plugin library into plugins/ once; two different libraries with one file name are an error."""
-    if not lib.is_file():
-        raise BuildError(f"models.{model}: plugin library {lib} does not exist",
-                         hint="the op build did not produce it; see the build logs")
-    rel = f"{PLUGINS_DIRNAME}/{lib.name}"
-    dest = staging / rel
-    if lib.name in seen:
-        if seen[lib.name].resolve() != lib.resolve() and sha256_file(dest) != sha256_file(lib):
-            raise BuildError(f"models.{model}: plugin library {lib} clashes with {seen[lib.name]} "
-                             f"(both would be {rel})", hint="give the libraries distinct file names")
-        return rel
-    dest.parent.mkdir(exist_ok=True)
-    shutil.copy2(lib, dest)
-    seen[lib.name] = lib
-    return rel
+def _stage_plugins(model: str, libraries: tuple[Path, ...], model_dir: Path) -> list[str]:
+    """Copy the model's libraries into ``<model>/plugins/``; return their model-relative paths."""
+    seen: dict[str, Path] = {}
+    rels = []
+    for lib in (Path(p) for p in libraries):
+        if not lib.is_file():
+            raise BuildError(f"models.{model}: plugin library {lib} does not exist",
+                             hint="the op build did not produce it; see the build logs")
+        rel = f"{PLUGINS_DIRNAME}/{lib.name}"
+        if lib.name in seen:
+            if seen[lib.name].resolve() != lib.resolve() and sha256_file(seen[lib.name]) != sha256_file(lib):
+                raise BuildError(f"models.{model}: plugin library {lib} clashes with {seen[lib.name]} "
+                                 f"(both would be {model}/{rel})", hint="give the libraries distinct file names")
+            continue
+        (model_dir / PLUGINS_DIRNAME).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib, model_dir / rel)
+        seen[lib.name] = lib
+        rels.append(rel)
+    return rels
 
 
 def _model_record(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, libs: list[str]) -> dict[str, Any]:
@@ -190,12 +204,13 @@ def _model_record(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, li
         "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in artifacts.outputs],
         "plugin_libraries": libs,
         "record": artifacts.record,
-        "files": {f"{model.name}/{rel}": sha for rel, sha in hash_tree(staging / model.name).items()},
+        "files": {f"{model.name}/{rel}": sha
+                  for rel, sha in hash_tree(staging / model.name, skip=[LOGS_DIRNAME]).items()},
     }
 
 
 def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: dict[str, Any],
-                spec_names: set[str], spec_path: Path, plugin_sources: dict[str, Path]) -> dict[str, Any]:
+                spec_names: set[str], spec_path: Path) -> dict[str, Any]:
     """Copy what the previous repository holds that this build keeps; return the kept models' records."""
     kept: dict[str, Any] = {}
     for entry in sorted(out.iterdir()):
@@ -214,19 +229,30 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: 
         if name in old_models:
             kept[name] = old_models[name]
             LOGGER.info("keeping model %r from the previous repository (not rebuilt)", name)
+    # TensorRT models share one registry in the server: a kept plan gets the library the rebuilt plans load, so
+    # the server loads one copy instead of two libraries registering the same creators
+    rebuilt_trt = {Path(lib).name: staging / name / PLUGINS_DIRNAME / Path(lib).name
+                   for name, (_, artifacts) in built.items() if artifacts.target == "tensorrt"
+                   for lib in artifacts.plugin_libraries}
     for name, record in kept.items():
         for rel in record.get("plugin_libraries", []):
-            lib = Path(rel).name
-            if lib in plugin_sources:
-                if sha256_file(staging / rel) != sha256_file(out / rel):
-                    LOGGER.warning("kept model %r now uses the rebuilt %s", name, rel)
+            dest = staging / name / rel
+            fresh = rebuilt_trt.get(Path(rel).name) if record.get("target") == "tensorrt" else None
+            if fresh is not None and (not dest.is_file() or sha256_file(dest) != sha256_file(fresh)):
+                LOGGER.warning("kept TensorRT model %r now uses the rebuilt %s", name, Path(rel).name)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(fresh, dest)
+                kept[name] = record = {**record, "files": {**record.get("files", {}),
+                                                           f"{name}/{rel}": sha256_file(dest)}}
+            elif dest.is_file():
                 continue
-            if not (out / rel).is_file():
-                raise BuildError(f"repository: kept model {name!r} needs {out / rel}, which is missing",
+            elif (out / rel).is_file():
+                raise BuildError(f"repository: kept model {name!r} was written with its libraries at the repository "
+                                 f"root ({out / rel}); tritonserver cannot load that layout",
                                  hint=f"rebuild it: trtrepo build <model.yaml> --models {name}")
-            (staging / PLUGINS_DIRNAME).mkdir(exist_ok=True)
-            shutil.copy2(out / rel, staging / rel)
-            plugin_sources[lib] = out / rel
+            else:
+                raise BuildError(f"repository: kept model {name!r} needs {out / name / rel}, which is missing",
+                                 hint=f"rebuild it: trtrepo build <model.yaml> --models {name}")
     return kept
 
 
@@ -244,28 +270,46 @@ def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
         _copy(entry, new_dir / entry.name)
 
 
-def _stage_logs(staging: Path, out: Path, log_dir: Path | None, ops: Any, kept: set[str]) -> None:
-    logs = staging / LOGS_DIRNAME
-    # every folder at the repository root is polled by tritonserver as a model: no empty logs/ folder
-    if log_dir is not None and Path(log_dir).is_dir() and any(Path(log_dir).iterdir()):
-        shutil.copytree(log_dir, logs, dirs_exist_ok=True)
-    for path in _ops_logs(ops):
-        (logs / "ops").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, logs / "ops" / path.name)
-    for name in sorted(kept):
-        old = out / LOGS_DIRNAME / name
-        if old.is_dir() and not (logs / name).exists():
-            shutil.copytree(old, logs / name)
+def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: Any, built_now: set[str]) -> None:
+    """``<model>/logs/``: the op library build logs under ``ops/``, and this model's logs of ``log_dir``.
+
+    In ``log_dir``, a folder ``<model>/`` and files ``<model>.*`` (``gelu.tensorrt.log``) belong to that model;
+    anything named after no model built now is a log of the whole build and goes to every model.
+    """
+    logs = model_dir / LOGS_DIRNAME
+    for dest, path in _ops_logs(ops).items():
+        (logs / OPS_LOGS_DIRNAME).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, logs / OPS_LOGS_DIRNAME / dest)
+    if log_dir is None or not Path(log_dir).is_dir():
+        return
+    for entry in sorted(Path(log_dir).iterdir()):
+        owner = entry.name if entry.is_dir() else entry.name.split(".", 1)[0]
+        if owner in built_now and owner != name:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, logs if owner == name else logs / entry.name, dirs_exist_ok=True)
+        elif entry.is_file():
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(entry, logs / entry.name)
 
 
-def _ops_logs(ops: Any) -> list[Path]:
+def _ops_logs(ops: Any) -> dict[str, Path]:
+    """File name under ``logs/ops/`` → build log of the op libraries (torch library, TensorRT plugins, PTX)."""
     if ops is None:
-        return []
+        return {}
     logs = getattr(ops, "logs", None)
     if logs is not None:
-        return [Path(p) for p in logs if Path(p).is_file()]
-    library = getattr(ops, "torch_library", None)
-    return sorted(Path(library).parent.glob("*.log")) if library else []
+        return {Path(p).name: Path(p) for p in logs if Path(p).is_file()}
+    products: list[tuple[str, Any]] = [("torch_library", getattr(ops, "torch_library", None)),
+                                       ("trt_plugin_library", getattr(ops, "trt_plugin_library", None))]
+    products += [(f"ptx-{op.replace('::', '-')}", path)
+                 for op, path in sorted((getattr(ops, "ptx", None) or {}).items())]
+    out: dict[str, Path] = {}
+    for label, product in products:
+        if product:
+            for log in sorted(Path(product).parent.glob("*.log")):
+                out[f"{label}.{log.name}"] = log
+    return out
 
 
 def _ops_record(ops: Any) -> dict[str, Any] | None:
@@ -282,14 +326,14 @@ def _ops_record(ops: Any) -> dict[str, Any] | None:
     }
 
 
-def _stage_launch_script(staging: Path, out: Path, plugin_paths: list[str]) -> None:
+def _stage_launch_script(staging: Path, out: Path, plugin_paths: list[str], hashes: Mapping[str, str]) -> None:
     """launch.sh from the TensorRT stage, when it is installed (it knows the backend flags)."""
     try:
         from trtrepo.tensorrt.checks import launch_script
     except ImportError as exc:
         LOGGER.debug("no launch.sh: trtrepo.tensorrt.checks.launch_script unavailable (%s)", exc)
         return
-    text = launch_script(out, plugin_paths)
+    text = launch_script(out, plugin_paths, hashes)
     script = staging / LAUNCH_SCRIPT
     script.write_text(text)
     script.chmod(0o755)

@@ -2,8 +2,8 @@
 
 Version folder: ``model.pt2`` (``torch.export.save``) and ``model.py`` (trtrepo/targets/templates/
 python_backend_model.py, which needs only torch, numpy and triton_python_backend_utils at serve time). The custom-op
-library goes to ``<repository>/plugins/`` and config.pbtxt's ``trtrepo_op_libraries`` parameter names it
-(repository-relative); model.py loads it before loading the program.
+library goes to ``<repository>/<model>/plugins/`` and config.pbtxt's ``trtrepo_op_libraries`` parameter names it
+(relative to the model folder); model.py loads it before loading the program.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MODEL_FILE = "model.py"
 TEMPLATE = "python_backend_model.py"
 PARAM_OP_LIBRARIES = "trtrepo_op_libraries"
 PARAM_PROGRAM = "trtrepo_program"
-PLUGINS_DIR = "plugins"
+PLUGINS_DIR = "plugins"  # in the model folder (trtrepo.repository.writer.PLUGINS_DIRNAME)
 
 
 @register_target(TARGET)

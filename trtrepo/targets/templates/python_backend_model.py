@@ -4,8 +4,9 @@ Self-contained: imports torch, numpy and triton_python_backend_utils only, so a 
 Everything model-specific comes from config.pbtxt: the input order (= forward() arguments), the output names and
 dtypes, max_batch_size, and these parameters:
 
-    trtrepo_op_libraries    ';'-separated custom-op libraries, relative to the repository root, loaded with
-                            torch.ops.load_library before the program is loaded.
+    trtrepo_op_libraries    ';'-separated custom-op libraries, relative to this model's folder (where
+                            trtrepo copies them: plugins/<lib>.so), loaded with torch.ops.load_library before
+                            the program is loaded.
     trtrepo_program         the program file in the version folder (default model.pt2).
     trtrepo_tensor_transfer ``dlpack`` (default) or ``numpy``: how tensors cross into and out of torch.
 
@@ -54,8 +55,7 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
-        model_dir = Path(args["model_repository"])
-        repository = model_dir.parent
+        model_dir = Path(args["model_repository"])  # despite its name: this model's folder
         version_dir = model_dir / str(args["model_version"])
         self.name = args["model_name"]
         self.max_batch_size = int(config.get("max_batch_size", 0))
@@ -68,9 +68,10 @@ class TritonPythonModel:
         else:
             self.device = torch.device("cpu")
         for rel in filter(None, params.get("trtrepo_op_libraries", "").split(";")):
-            library = repository / rel
+            library = model_dir / rel
             if not library.is_file():
-                raise pb_utils.TritonModelException(f"{self.name}: op library {rel} not found at {library}")
+                raise pb_utils.TritonModelException(
+                    f"{self.name}: op library {rel} not found at {library} (paths are relative to the model folder)")
             torch.ops.load_library(str(library))
         program = version_dir / (params.get("trtrepo_program") or "model.pt2")
         ep = torch.export.load(str(program))
