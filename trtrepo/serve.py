@@ -60,6 +60,8 @@ SIGTERM_WAIT = 5.0
 MANIFEST_NAME = "trtrepo-manifest.json"
 TENSORRT_PLATFORM = "tensorrt_plan"
 PLUGIN_PARAMETER = "trtrepo_plugin_libraries"
+# what server_environment sets for the server: a printed command line carries these to be runnable as is
+SERVER_ENV_KEYS = ("LD_LIBRARY_PATH", "PYTHONPATH", ENV_MODEL_PYTHONPATH)
 INSTALL_HINT = "pip install nvidia-pytriton (bundles tritonserver), set TRTREPO_TRITONSERVER=/path/to/tritonserver, " \
     "or use the NGC image nvcr.io/nvidia/tritonserver:25.10-py3"
 
@@ -234,14 +236,28 @@ def server_environment(install: TritonInstall, base: dict[str, str] | None = Non
 
 # ------------------------------------------------------------------------------------------- plugin libraries
 def repository_plugin_libraries(repository: Path) -> list[Path]:
-    """Plugin libraries the TensorRT models of ``repository`` declare, as absolute paths, in a stable order.
+    """Plugin libraries the TensorRT models of ``repository`` need, each library once, as absolute paths.
 
     Read from each TensorRT model's config.pbtxt (``model_operations.op_library_filename`` and the
-    ``trtrepo_plugin_libraries`` parameter, ``;``-separated, repository-relative) and from the manifest
-    (``models.<name>.plugin_libraries``). Python-backend models load their own libraries and are not listed.
+    ``trtrepo_plugin_libraries`` parameter, ``;``-separated) and from the manifest
+    (``models.<name>.plugin_libraries``); relative paths are relative to the model folder (trtrepo copies each
+    library a model needs into ``<model>/plugins/``). Copies of one library in several model folders (same sha256)
+    are listed once: the server loads them into one registry. Where the
+    manifest records which creators each library registers and each plan needs, two different libraries
+    registering one creator, or a creator no library provides, is an error (``trtrepo.tensorrt.checks``).
+    Python-backend models load their own libraries and are not listed.
+
+    Raises:
+        ServeError: A library is missing, or the plugin check found a clash or a missing creator.
     """
-    found: dict[Path, None] = {}
+    from trtrepo.tensorrt.checks import Creator, check_plugins, unique_libraries
+
+    repository = Path(repository).resolve()
     manifest = _read_manifest(repository)
+    found: list[str] = []
+    hashes: dict[str, str] = {}
+    required: dict[str, list[Creator]] = {}
+    provided: dict[str, list[Creator]] = {}
     for model_dir in sorted(p for p in repository.iterdir() if (p / "config.pbtxt").is_file()):
         config = _read_config(model_dir / "config.pbtxt")
         if config is None or not (config.platform == TENSORRT_PLATFORM or config.backend == "tensorrt"):
@@ -250,16 +266,49 @@ def repository_plugin_libraries(repository: Path) -> list[Path]:
         if PLUGIN_PARAMETER in config.parameters:
             names += [n for n in config.parameters[PLUGIN_PARAMETER].string_value.split(";") if n]
         entry = manifest.get("models", {}).get(config.name or model_dir.name, {})
-        names += list(entry.get("plugin_libraries", []) if isinstance(entry, dict) else [])
-        for name in names:
-            path = Path(name)
-            if not path.is_absolute():
-                path = repository / path if (repository / path).exists() else model_dir / path
-            if not path.is_file():
-                raise ServeError(f"{model_dir / 'config.pbtxt'}: plugin library {name} does not exist ({path})",
-                                 hint="rebuild the repository with trtrepo build")
-            found[path.resolve()] = None
-    return list(found)
+        entry = entry if isinstance(entry, dict) else {}
+        names += list(entry.get("plugin_libraries", []))
+        paths: dict[str, Path] = {}  # file name → where this model's copy is
+        for name in dict.fromkeys(names):
+            path = _resolve_library(repository, model_dir, name)
+            key = str(path)
+            if key not in found:
+                found.append(key)
+                hashes[key] = _sha256(path)  # from the file, not the manifest: what the server will load
+            paths[path.name] = path
+        record: dict = entry["record"] if isinstance(entry.get("record"), dict) else {}
+        if "plugins" in record:
+            required[model_dir.name] = [Creator.from_dict(c) for c in record["plugins"]]
+        for lib, creators in (record.get("plugin_creators") or {}).items():
+            if lib in paths:
+                provided[str(paths[lib])] = [Creator.from_dict(c) for c in creators]
+    if required or provided:
+        check_plugins(required, provided, hashes)
+    return [Path(p) for p in unique_libraries(found, hashes)]
+
+
+def _resolve_library(repository: Path, model_dir: Path, name: str) -> Path:
+    """A library path from a model's config, made absolute.
+
+    Relative paths are relative to the model folder; a repository of the layout before per-model copies had them
+    relative to the repository root, which is the fallback.
+    """
+    path = Path(name)
+    if not path.is_absolute():
+        path = model_dir / path if (model_dir / path).exists() or not (repository / path).exists() \
+            else repository / path
+    if not path.is_file():
+        raise ServeError(f"{model_dir / 'config.pbtxt'}: plugin library {name} does not exist ({path})",
+                         hint="rebuild the repository with trtrepo build")
+    return path.resolve()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def plugin_backend_config(paths: Sequence[Path]) -> list[str]:
@@ -300,20 +349,6 @@ def _read_config(path: Path):  # -> model_config_pb2.ModelConfig | None
     except (OSError, text_format.ParseError) as exc:
         raise ServeError(f"{path}: not a valid config.pbtxt: {exc}") from None
     return config
-
-
-def model_control_args(repository: Path) -> list[str]:
-    """Explicit model control naming every model folder, when the repository root holds other folders.
-
-    A trtrepo repository keeps ``plugins/`` and ``logs/`` beside the models; in its default mode tritonserver
-    takes every folder for a model and exits with "failed to load all models" on those. Loading the folders that
-    hold a config.pbtxt by name avoids that without moving anything.
-    """
-    folders = [p for p in sorted(repository.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    models = [p.name for p in folders if (p / "config.pbtxt").is_file()]
-    if not models or len(models) == len(folders):
-        return []
-    return ["--model-control-mode=explicit", *(f"--load-model={name}" for name in models)]
 
 
 # ---------------------------------------------------------------------------------------------------- server
@@ -384,8 +419,8 @@ class TritonServer:
 
     @property
     def command_line(self) -> str:
-        """The command as one shell line, environment included, to reproduce the launch by hand."""
-        env = [f"{k}={shlex.quote(self.env[k])}" for k in ("LD_LIBRARY_PATH",) if self.env.get(k)]
+        """The command as one shell line, with the environment it needs: runs as is in a shell."""
+        env = [f"{k}={shlex.quote(self.env[k])}" for k in SERVER_ENV_KEYS if self.env.get(k)]
         return " ".join([*env, *(shlex.quote(c) for c in self.command)])
 
     def is_alive(self) -> bool:
@@ -486,7 +521,6 @@ class TritonServer:
             f"--exit-timeout-secs={EXIT_TIMEOUT_SECS}",
             "--strict-readiness=true",
         ]
-        cmd += model_control_args(Path(self.repository))
         backends = backend_directory(self.install)
         if backends is not None:
             cmd.append(f"--backend-directory={backends}")
@@ -559,7 +593,7 @@ def serve_forever(repository: str | Path, *, host: str = DEFAULT_HOST, http_port
                           log_path=Path(tempfile.gettempdir()) / f"trtrepo-tritonserver-{os.getpid()}.log",
                           startup_timeout=DEFAULT_STARTUP_TIMEOUT)
     if print_only:
-        echo(f"PYTHONPATH={shlex.quote(server.env['PYTHONPATH'])} \\\n  {server.command_line}")
+        echo(server.command_line)
         return 0
     echo(f"$ {server.command_line}")
     echo(f"log: {server.log_path}")

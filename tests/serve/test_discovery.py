@@ -1,8 +1,11 @@
-"""find_tritonserver, the assembled backend folder, the environment and the launch command (no server started)."""
+"""find_tritonserver, the assembled backend folder, the environment, the launch command and the TensorRT plugin
+flags read from a repository (no server started)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from trtrepo.serve import (
     backend_directory,
     find_tritonserver,
     format_log_tail,
-    model_control_args,
+    repository_plugin_libraries,
     server_environment,
 )
 
@@ -60,26 +63,86 @@ def test_environment_has_libraries_and_packages() -> None:
     assert numpy_home in env["TRTREPO_PYTHONPATH"].split(os.pathsep)
 
 
-def test_command_binds_loopback_and_loads_models_explicitly(tmp_path: Path) -> None:
-    _bundled()
+def test_command_is_a_plain_repository_launch(tmp_path: Path) -> None:
+    """No model-control flags: the repository holds model folders only, tritonserver loads it by itself."""
+    install = _bundled()
     repo = tmp_path / "repo"
-    (repo / "m").mkdir(parents=True)
+    (repo / "m" / "plugins").mkdir(parents=True)
     (repo / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "python"\n')
-    (repo / "plugins").mkdir()
     server = TritonServer(repo)
     assert server.http_port and server.grpc_port and server.metrics_port
     assert len({server.http_port, server.grpc_port, server.metrics_port}) == 3
     assert "--http-address=127.0.0.1" in server.command and "--grpc-address=127.0.0.1" in server.command
-    assert "--model-control-mode=explicit" in server.command and "--load-model=m" in server.command
+    assert not [c for c in server.command if c.startswith(("--model-control-mode", "--load-model"))]
+    assert server.command[:2] == [str(install.binary), f"--model-repository={repo}"]
     assert server.http_url == f"127.0.0.1:{server.http_port}"
+    # the printed line carries what server_environment sets, so it runs as is in a shell
+    words = shlex.split(server.command_line)
+    env = dict(w.split("=", 1) for w in words[:3])
+    assert set(env) == {"LD_LIBRARY_PATH", "PYTHONPATH", "TRTREPO_PYTHONPATH"}
+    assert env["TRTREPO_PYTHONPATH"] == server.env["TRTREPO_PYTHONPATH"] and words[3:] == server.command
 
 
-def test_model_control_only_when_the_root_holds_other_folders(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "config.pbtxt").write_text("")
-    assert model_control_args(tmp_path) == []
-    (tmp_path / "logs").mkdir()
-    assert model_control_args(tmp_path) == ["--model-control-mode=explicit", "--load-model=a"]
+CREATOR = {"name": "TrtrepoBiasGelu", "version": "1", "namespace": "trtrepo"}
+
+
+def _trt_model(repo: Path, name: str, lib: bytes | None) -> dict:
+    """A TensorRT model folder with its own plugins/libp.so copy; returns its manifest record."""
+    folder = repo / name
+    (folder / "1").mkdir(parents=True)
+    libs = []
+    if lib is not None:
+        (folder / "plugins").mkdir()
+        (folder / "plugins" / "libp.so").write_bytes(lib)
+        libs = ["plugins/libp.so"]
+    ops = "".join(f'model_operations {{ op_library_filename: "{p}" }}\n' for p in libs)
+    (folder / "config.pbtxt").write_text(f'name: "{name}"\nplatform: "tensorrt_plan"\n{ops}')
+    record = {"plugins": [CREATOR], "plugin_creators": {"libp.so": [CREATOR]} if lib is not None else {}}
+    return {"target": "tensorrt", "plugin_libraries": libs, "record": record}
+
+
+def _manifest(repo: Path, models: dict) -> None:
+    (repo / "trtrepo-manifest.json").write_text(json.dumps({"models": models}))
+
+
+def test_identical_per_model_plugin_copies_load_once(tmp_path: Path) -> None:
+    pytest.importorskip("tritonclient.grpc", reason="config.pbtxt is read with tritonclient's ModelConfig")
+    repo = tmp_path / "repo"
+    models = {"a": _trt_model(repo, "a", b"lib v1"), "b": _trt_model(repo, "b", b"lib v1")}
+    (repo / "c").mkdir()  # a Python-backend model loads its libraries itself
+    (repo / "c" / "config.pbtxt").write_text('name: "c"\nbackend: "python"\n'
+                                             'model_operations { op_library_filename: "plugins/nope.so" }\n')
+    _manifest(repo, models)
+    first = (repo / "a" / "plugins" / "libp.so").resolve()
+    assert repository_plugin_libraries(repo) == [first]
+    (repo / "b" / "plugins" / "libp.so").write_bytes(b"lib v1 patched")
+    with pytest.raises(ServeError, match="registered by 2 different libraries"):
+        repository_plugin_libraries(repo)
+    models["b"]["record"]["plugin_creators"] = {}  # no creator facts for b's copy: no clash known, both load
+    _manifest(repo, models)
+    assert repository_plugin_libraries(repo) == [first, (repo / "b" / "plugins" / "libp.so").resolve()]
+
+
+def test_two_different_libraries_with_one_creator_clash(tmp_path: Path) -> None:
+    pytest.importorskip("tritonclient.grpc", reason="config.pbtxt is read with tritonclient's ModelConfig")
+    repo = tmp_path / "repo"
+    _manifest(repo, {"a": _trt_model(repo, "a", b"lib v1"), "b": _trt_model(repo, "b", b"lib v2")})
+    with pytest.raises(ServeError, match=r"trtrepo::TrtrepoBiasGelu v1 is registered by 2 different libraries: "
+                                         r".*/a/plugins/libp.so, .*/b/plugins/libp.so"):
+        TritonServer(repo)
+
+
+def test_missing_creator_and_missing_library_are_serve_errors(tmp_path: Path) -> None:
+    pytest.importorskip("tritonclient.grpc", reason="config.pbtxt is read with tritonclient's ModelConfig")
+    repo = tmp_path / "repo"
+    _manifest(repo, {"a": _trt_model(repo, "a", None)})
+    with pytest.raises(ServeError, match="model 'a' needs plugin creator trtrepo::TrtrepoBiasGelu v1"):
+        repository_plugin_libraries(repo)
+    repo = tmp_path / "repo2"
+    _manifest(repo, {"b": _trt_model(repo, "b", b"lib v1")})
+    (repo / "b" / "plugins" / "libp.so").unlink()
+    with pytest.raises(ServeError, match=r"b/config.pbtxt: plugin library plugins/libp.so does not exist"):
+        repository_plugin_libraries(repo)
 
 
 def test_log_tail_puts_errors_first_and_drops_tables() -> None:

@@ -167,4 +167,5 @@ def test_print_command_starts_nothing(gelu_project: Path) -> None:
     out: list[str] = []
     assert serve_forever(gelu_project.parent / "repo", http_port=0, print_only=True, echo=out.append) == 0
     text = "\n".join(out)
-    assert "tritonserver" in text and "--model-repository=" in text and "--load-model=gelu_block" in text
+    assert "tritonserver" in text and "--model-repository=" in text and "TRTREPO_PYTHONPATH=" in text
+    assert "--load-model" not in text and "--model-control-mode" not in text
