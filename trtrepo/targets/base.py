@@ -43,8 +43,8 @@ class ModelArtifacts:
         backend: Triton backend (``python``) or None.
         platform: Triton platform (``tensorrt_plan``) or None.
         default_model_filename: config.pbtxt default_model_filename, if not the backend's default.
-        plugin_libraries: Built libraries the model needs at serve time; the writer copies each into
-            ``<repository>/plugins/`` once and records the repository-relative path.
+        plugin_libraries: Built libraries the model needs at serve time; the writer copies each into the
+            model's ``<model>/plugins/`` and records the model-relative path.
         parameters: Extra config.pbtxt parameters (string → string).
         gpu_required: True when the artifact only runs on a GPU (a TensorRT plan); ``kind: auto`` instance groups
             then become KIND_GPU.
@@ -72,7 +72,7 @@ class BuildContext:
         spec: The validated model.yaml.
         ops: The built custom ops (``trtrepo.ops.build.BuiltOps``); None when the spec builds no plugin sources.
         cache_dir: Content-hash cache of compiled ops, timing caches, exported programs.
-        log_dir: Where stage logs go (kept beside the artifacts, copied into the repository's ``logs/``).
+        log_dir: Where stage logs go (kept beside the artifacts, copied into each model's ``<model>/logs/``).
         device: ``cuda`` when CUDA torch sees a GPU, else ``cpu``: where export and eager references run.
         progress: Callback for one-line progress messages.
     """
