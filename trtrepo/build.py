@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,6 @@ def build(
         MissingDependencyError: A needed piece (torch, TensorRT, nvcc) is missing; raised before anything is built.
         BuildError: A compile, export or target failed; the previous repository is unchanged.
     """
-    from trtrepo.repository.manifest import MANIFEST_FILENAME
 
     spec = load_spec(spec_path)
     chosen = select_models(spec, models)
@@ -90,9 +90,20 @@ def build(
         progress(f"target: {name} → {chosen_target}")
 
     cache_dir = cache_path(spec)
-    log_dir = cache_dir / "logs" / "last-build"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
+    # One folder per build: the cache is shared by every spec and process, and the logs are copied into the
+    # repository by the writer, so this folder only lives for the build.
+    (cache_dir / "logs").mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir / "logs"))
+    try:
+        return _build(spec, chosen, targets, repository, cache_dir, log_dir, warnings, progress)
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, cache_dir: Path,
+           log_dir: Path, warnings: list[str], progress: Progress) -> BuildResult:
+    from trtrepo.repository.manifest import MANIFEST_FILENAME
+
     device = "cuda" if deps.has_cuda_torch() else "cpu"
 
     ops = build_and_load_ops(spec, chosen, targets, cache_dir, progress)
