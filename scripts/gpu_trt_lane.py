@@ -158,7 +158,7 @@ def lane_plugin() -> dict[str, Any]:
 
     from trtrepo.ops.library import ensure_loaded
     from trtrepo.tensorrt.lowering import create_plugin
-    from trtrepo.tensorrt.opfacts import op_facts
+    from trtrepo.tensorrt.opfacts import require_plugin
 
     built = ensure_loaded()
     received: dict[str, dict[str, Any]] = {}
@@ -191,18 +191,18 @@ def lane_plugin() -> dict[str, Any]:
     registry = trt.get_plugin_registry()
     creators = []  # keep the Python objects alive while registered
     for op in OPS:
-        facts = op_facts(built.descriptions[op])
-        entry: dict[str, Any] = {"creator": f"{facts.namespace}::{facts.plugin_name} v{facts.plugin_version}"}
+        desc = built.descriptions[op]
+        info = require_plugin(desc)
+        entry: dict[str, Any] = {"creator": f"{info.namespace}::{info.name} v{info.version}"}
         try:
-            creator = LaneCreator(facts.plugin_name, facts.plugin_version, facts.namespace,
-                                  [a.name for a in facts.attributes])
+            creator = LaneCreator(info.name, info.version, info.namespace, [a.name for a in desc.attributes])
             creators.append(creator)
-            entry["registered"] = bool(registry.register_creator(creator, facts.namespace))
-            attrs = {a.name: a.default for a in facts.attributes}
-            plugin = create_plugin(facts, attrs, f"lane_{facts.short_name}")
+            entry["registered"] = bool(registry.register_creator(creator, info.namespace))
+            attrs = {a.name: a.default for a in desc.attributes}
+            plugin = create_plugin(desc, attrs, f"lane_{desc.op_name}")
             entry["created"] = plugin is not None
-            entry["fields_received"] = received.get(facts.plugin_name)
-            expected = {a.name: [float(np.float32(a.default))] for a in facts.attributes}
+            entry["fields_received"] = received.get(info.name)
+            expected = {a.name: [float(np.float32(a.default))] for a in desc.attributes}
             got = {k: v for k, v in (entry["fields_received"] or {}).items() if k != "phase"}
             entry["fields_match"] = bool(got.keys() == expected.keys() and all(
                 np.allclose(got[k], expected[k]) for k in expected))

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from trtrepo.tensorrt.opfacts import OpFacts, float_bits
+from trtrepo.ops.description import OpDescription
+from trtrepo.tensorrt.opfacts import float_bits
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
 FOLDERS = {"trtrepo::bias_gelu": "bias_gelu", "trtrepo::fused_add_rms_norm": "fused_add_rms_norm"}
@@ -103,7 +104,8 @@ def test_aot_impl_passes_scalars_in_entry_order(which: str, shape: tuple[int, ..
     from trtrepo.tensorrt import lowering, tt_adapter
     from trtrepo.tensorrt.opfacts import TRT_DATATYPES
 
-    facts: OpFacts = request.getfixturevalue(which)
+    op: OpDescription = request.getfixturevalue(which)
+    assert op.kernel is not None
     captured: dict[str, Any] = {}
     trtp = _fake_trtp(captured)
     package = types.ModuleType("tensorrt")
@@ -115,17 +117,17 @@ def test_aot_impl_passes_scalars_in_entry_order(which: str, shape: tuple[int, ..
     ptx = tmp_path / "op.ptx"
     ptx.write_bytes(b"// ptx")
 
-    lowering.register_aot_plugin(facts, ptx)
-    assert captured["converter"] == facts.op
+    lowering.register_aot_plugin(op, ptx)
+    assert captured["converter"] == op.name
     desc = types.SimpleNamespace(dtype=types.SimpleNamespace(name=TRT_DATATYPES[dtype]), shape_expr=_Shape(shape),
                                  ndim=len(shape))
-    values = [attrs.get(a.name, a.default) for a in facts.attributes]
-    entry, code, params, extra = captured["aot_impl"](*[desc] * len(facts.inputs), *values, (desc,), 0)
+    values = [attrs.get(a.name, a.default) for a in op.attributes]
+    entry, code, params, extra = captured["aot_impl"](*[desc] * len(op.inputs), *values, (desc,), 0)
 
-    assert entry == facts.kernel_entries[dtype].encode() and code == b"// ptx"
-    source = (PLUGIN_SRC / FOLDERS[facts.op] / f"{FOLDERS[facts.op]}_kernel.cu").read_text()
-    names = [n for _, n in entry_params(source, facts.kernel_entries[dtype])]
-    scalar_names = names[len(facts.inputs):len(names) - len(facts.outputs)]
+    assert entry == op.kernel.entries[dtype].encode() and code == b"// ptx"
+    source = (PLUGIN_SRC / FOLDERS[op.name] / f"{FOLDERS[op.name]}_kernel.cu").read_text()
+    names = [n for _, n in entry_params(source, op.kernel.entries[dtype])]
+    scalar_names = names[len(op.inputs):len(names) - len(op.outputs)]
     assert sorted(scalar_names) == sorted(expected), names
     assert list(extra) == [expected[n] for n in scalar_names]
     assert params.block_x == 256 and params.grid_x >= 1

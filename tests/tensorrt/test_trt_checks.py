@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trtrepo.errors import ServeError
+from trtrepo.ops.description import OpDescription
 from trtrepo.tensorrt.checks import (
     Creator,
     check_plugins,
@@ -21,14 +23,14 @@ from trtrepo.tensorrt.checks import (
     unique_libraries,
     version_tuple,
 )
-from trtrepo.tensorrt.opfacts import OpFacts
 
 GELU = Creator("TrtrepoBiasGelu", "1", "trtrepo")
 RMS = Creator("TrtrepoFusedAddRmsNorm", "1", "trtrepo")
 
 
-def test_creators_from_real_descriptions(bias_gelu: OpFacts, rms_norm: OpFacts) -> None:
+def test_creators_from_real_descriptions(bias_gelu: OpDescription, rms_norm: OpDescription) -> None:
     assert creators_from_ops([bias_gelu, rms_norm]) == [GELU, RMS]
+    assert creators_from_ops([dataclasses.replace(bias_gelu, plugin=None), rms_norm]) == [RMS]
     assert Creator.from_dict(GELU.as_dict()) == GELU
 
 

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from trtrepo.errors import BuildError, SpecError
+from trtrepo.ops.description import OpDescription
 from trtrepo.tensorrt.launch import Arith, concrete_launch, evaluate, evaluate_launch, launch_env
-from trtrepo.tensorrt.opfacts import OpFacts, float_bits
+from trtrepo.tensorrt.opfacts import float_bits
 
-PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
 SHAPES = [(1, 64), (3, 64), (7, 5, 64), (32, 2048), (1, 1), (129, 4096)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
-def test_matches_op_description_launch(bias_gelu: OpFacts, rms_norm: OpFacts, shape: tuple[int, ...],
+def test_matches_op_description_launch(bias_gelu: OpDescription, rms_norm: OpDescription, shape: tuple[int, ...],
                                        dtype: str) -> None:
-    from trtrepo.ops.description import load_op_description
-
-    for facts, folder in ((bias_gelu, "bias_gelu"), (rms_norm, "fused_add_rms_norm")):
-        desc = load_op_description(PLUGIN_SRC / folder / "op.yaml")
+    for desc in (bias_gelu, rms_norm):
         assert desc.kernel is not None
-        ours = concrete_launch(facts, shape, dtype)
+        ours = concrete_launch(desc, shape, dtype)
         theirs = desc.kernel.launch(shape, dtype, {a.name: a.default for a in desc.attributes})
         assert (ours.grid, ours.block, ours.shared_memory, ours.scalars) == (
             theirs.grid, theirs.block, theirs.shared_memory, theirs.scalars)
 
 
-def test_bias_gelu_known_values(bias_gelu: OpFacts) -> None:
+def test_bias_gelu_known_values(bias_gelu: OpDescription) -> None:
     launch = concrete_launch(bias_gelu, (8, 128), "fp16")
     # n = 1024 elements, 8 fp16 per 16-byte vector, 256 threads: one block
     assert (launch.grid, launch.block, launch.scalars) == (1, 256, (1024, 128))
@@ -37,7 +34,7 @@ def test_bias_gelu_known_values(bias_gelu: OpFacts) -> None:
     assert concrete_launch(bias_gelu, (64, 1024), "fp32").grid == 64
 
 
-def test_rms_norm_eps_as_bits(rms_norm: OpFacts) -> None:
+def test_rms_norm_eps_as_bits(rms_norm: OpDescription) -> None:
     launch = concrete_launch(rms_norm, (10, 64), "fp32", {"eps": 1e-5})
     assert launch.scalars == (10, 64, float_bits(1e-5))
     assert launch.grid == 2  # one warp per row, 8 rows per 256-thread block
@@ -74,7 +71,7 @@ SYM = Arith(cdiv=lambda a, b: Sym(f"cdiv({a.text if isinstance(a, Sym) else a},{
             constant=lambda v: v if isinstance(v, int) else v.value)
 
 
-def test_symbolic_evaluation_keeps_dynamic_dims_symbolic(bias_gelu: OpFacts, rms_norm: OpFacts) -> None:
+def test_symbolic_evaluation_keeps_dynamic_dims_symbolic(bias_gelu: OpDescription, rms_norm: OpDescription) -> None:
     rows, cols = Sym("rows"), Sym("64", 64)
     grid, block, _, scalars = evaluate_launch(bias_gelu, launch_env(bias_gelu, rows, cols, "fp16", {}), SYM)
     assert grid.text == "cdiv((rows*64),(256*8))" or grid.text.startswith("cdiv(")
@@ -98,6 +95,9 @@ def test_expression_language_is_closed() -> None:
         evaluate("b", {"a": 1}, ints)
 
 
-def test_op_without_kernel_block() -> None:
+def test_op_without_kernel_block(write_op: Callable[[str], OpDescription]) -> None:
+    op = write_op('name: ns::op\nschema: "op(Tensor x) -> Tensor"\ninputs: [x]\noutputs: [{name: y, like: x}]\n'
+                  "dtypes: [fp32]\n")
+    assert op.kernel is None
     with pytest.raises(SpecError, match="no kernel block"):
-        concrete_launch(OpFacts(op="ns::op", inputs=("x",)), (2, 2), "fp32")
+        concrete_launch(op, (2, 2), "fp32")

@@ -9,10 +9,8 @@ import pytest
 
 from trtrepo import deps
 from trtrepo.errors import BuildError, MissingDependencyError, SpecError
-from trtrepo.tensorrt.opfacts import OpFacts
+from trtrepo.ops.description import OpDescription
 from trtrepo.tensorrt.plan import build_options, input_profiles, precision_options
-
-TOP = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(deps.has_tensorrt() and deps.has_torch_tensorrt(), reason="TensorRT is installed here")
@@ -69,7 +67,7 @@ def test_input_profiles_from_spec(tmp_path: Path) -> None:
     assert (profile.min_shape, profile.opt_shape, profile.max_shape) == ((1, 64), (8, 64), (32, 64))
 
 
-def test_qdp_signatures_match_tensorrt_plugin_schema(rms_norm: OpFacts) -> None:
+def test_qdp_signatures_match_tensorrt_plugin_schema(rms_norm: OpDescription) -> None:
     from trtrepo.tensorrt.lowering import qdp_signatures
 
     class TensorDesc: ...
@@ -149,11 +147,8 @@ def test_decompose_failure_is_a_build_error(toy_op: tuple[object, object]) -> No
         decompose(_export(torch, 1.0), {op: broken})
 
 
-def test_real_decompositions_load(bias_gelu: OpFacts) -> None:
-    from trtrepo.ops.description import load_op_description
-
-    desc = load_op_description(TOP / "plugin_src" / "bias_gelu" / "op.yaml")
-    fn = desc.load_decomposition()
+def test_real_decompositions_load(bias_gelu: OpDescription) -> None:
+    fn = bias_gelu.load_decomposition()
     assert callable(fn) and list(inspect.signature(fn).parameters) == list(bias_gelu.inputs)
 
 

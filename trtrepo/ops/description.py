@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trtrepo.errors import SpecError
 
@@ -203,7 +203,7 @@ class OpDescription:
         fn = getattr(module, func, None)
         if not callable(fn):
             raise SpecError(f"{self.path}: decomposition: {module_name}.py has no function {func!r}")
-        return fn
+        return cast(Callable[..., Any], fn)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,10 +219,12 @@ def _float_bits(x: float) -> int:
 
 
 _FUNCS: dict[str, Callable[..., int]] = {"ceil_div": _ceil_div, "min": min, "max": max, "float_bits": _float_bits}
-_BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.FloorDiv: lambda a, b: a // b}
-_CMPOPS = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
-           ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b}
+_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
 
 
 def parse_expression(expr: str, names: Iterable[str]) -> ast.expr:
@@ -292,7 +294,7 @@ def evaluate(expr: str, env: Mapping[str, Any]) -> int:
         assert isinstance(node, ast.Constant)
         return node.value
 
-    return ev(tree)
+    return cast(int, ev(tree))
 
 
 # ---------------------------------------------------------------------------------------------------------------

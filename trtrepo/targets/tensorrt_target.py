@@ -15,8 +15,8 @@ from trtrepo.errors import BuildError
 from trtrepo.targets.base import BuildContext, ModelArtifacts, register_target
 
 if TYPE_CHECKING:
+    from trtrepo.ops.description import OpDescription
     from trtrepo.spec import ModelSpec
-    from trtrepo.tensorrt.opfacts import OpFacts
 
 LOGGER = logging.getLogger(__name__)
 
@@ -37,15 +37,17 @@ def choose_lowerings(model: ModelSpec, found: Sequence[str]) -> dict[str, str]:
     return lowerings
 
 
-def required_creators(lowerings: Mapping[str, str], facts: Mapping[str, OpFacts]) -> list[dict[str, str]]:
+def required_creators(lowerings: Mapping[str, str], descriptions: Mapping[str, OpDescription]
+                      ) -> list[dict[str, str]]:
     """The plugin creators the plan needs at serve time (ops lowered as ``plugin``), as manifest records."""
     from trtrepo.tensorrt.checks import Creator
+    from trtrepo.tensorrt.opfacts import require_plugin
 
     out = []
     for op, lowering in sorted(lowerings.items()):
         if lowering == "plugin":
-            f = facts[op]
-            out.append(Creator(f.plugin_name, f.plugin_version, f.namespace).as_dict())
+            info = require_plugin(descriptions[op])
+            out.append(Creator(info.name, info.version, info.namespace).as_dict())
     return out
 
 
@@ -72,12 +74,10 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
     from trtrepo.tensorrt import tt_adapter
     from trtrepo.tensorrt.checks import creators_from_ops
     from trtrepo.tensorrt.engine_io import read_engine_tensors, resolve_engine_io
-    from trtrepo.tensorrt.opfacts import op_facts
     from trtrepo.tensorrt.plan import build_plan
 
-    descriptions: Mapping[str, Any] = dict(getattr(ctx.ops, "descriptions", {}) or {})
-    facts = {name: op_facts(d) for name, d in descriptions.items()}
-    namespaces = sorted({f.namespace for f in facts.values()})
+    descriptions: Mapping[str, OpDescription] = dict(getattr(ctx.ops, "descriptions", {}) or {})
+    namespaces = sorted({d.namespace for d in descriptions.values()})
     lowerings = choose_lowerings(model, low.custom_ops_in(ep, namespaces))
     ctx.progress(f"{model.name}: TensorRT lowerings {lowerings or '(no custom ops)'}")
 
@@ -92,14 +92,14 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
                 raise BuildError(f"{model.yaml_path}.ops.{op}: plugin lowering, but no TensorRT plugin library "
                                  "was built", hint="the build asks trtrepo.ops.build for it when a model uses plugin")
             low.load_plugin_library(Path(library))
-            low.register_plugin_converter(facts[op], descriptions[op].torch_op())
+            low.register_plugin_converter(descriptions[op], descriptions[op].torch_op())
             plugin_libraries = (Path(library),)
         elif how == "aot":
             ptx = (getattr(ctx.ops, "ptx", {}) or {}).get(op)
             if ptx is None:
                 raise BuildError(f"{model.yaml_path}.ops.{op}: aot lowering, but the op has no PTX",
                                  hint="give the op a kernel block in op.yaml (source, entries, block, grid)")
-            low.register_aot_plugin(facts[op], Path(ptx))
+            low.register_aot_plugin(descriptions[op], Path(ptx))
 
     result = build_plan(ep, model, ctx.cache_dir, ctx.log_dir)
     io = resolve_engine_io(read_engine_tensors(result.plan), [t.name for t in model.inputs],
@@ -109,8 +109,8 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
         "tensorrt_version": str(trt.__version__),
         "torch_tensorrt_version": tt_adapter.torch_tensorrt_version(),
         "output_names": io.output_names,
-        "plugins": required_creators(lowerings, facts),
-        "plugin_creators": ({plugin_libraries[0].name: [c.as_dict() for c in creators_from_ops(facts.values())]}
+        "plugins": required_creators(lowerings, descriptions),
+        "plugin_creators": ({plugin_libraries[0].name: [c.as_dict() for c in creators_from_ops(descriptions.values())]}
                             if plugin_libraries else {}),
         "build_log": str(result.log_path),
         "timing_cache": str(result.timing_cache),

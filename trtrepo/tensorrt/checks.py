@@ -20,9 +20,12 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtrepo.errors import ServeError
+
+if TYPE_CHECKING:
+    from trtrepo.ops.description import OpDescription
 
 LOGGER = logging.getLogger(__name__)
 
@@ -53,16 +56,9 @@ class Creator:
         return cls(str(raw["name"]), str(raw["version"]), str(raw.get("namespace", "")))
 
 
-def creators_from_ops(ops: Iterable[Any]) -> list[Creator]:
+def creators_from_ops(ops: Iterable[OpDescription]) -> list[Creator]:
     """The creators a plugin library built from these op descriptions registers (op.yaml ``plugin`` blocks)."""
-    from trtrepo.tensorrt.opfacts import op_facts
-
-    out = []
-    for desc in ops:
-        facts = op_facts(desc)
-        if facts.plugin_name:
-            out.append(Creator(facts.plugin_name, facts.plugin_version, facts.namespace))
-    return sorted(out)
+    return sorted(Creator(d.plugin.name, d.plugin.version, d.plugin.namespace) for d in ops if d.plugin is not None)
 
 
 @dataclass(frozen=True)

@@ -23,22 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtrepo.errors import BuildError, SpecError
-from trtrepo.tensorrt.opfacts import OpFacts, float_bits
+from trtrepo.ops.description import DTYPE_BYTES, VECTOR_BYTES, KernelSpec, OpDescription
+from trtrepo.tensorrt.opfacts import float_bits
 
 LOGGER = logging.getLogger(__name__)
-
-ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-VECTOR_BYTES = 16
-
-
-@dataclass(frozen=True)
-class LaunchRule:
-    """A kernel launch rule: block (x), grid expression (x), dynamic shared memory and scalar arg expressions."""
-
-    block: int
-    grid: str
-    shared_memory: int
-    scalars: tuple[tuple[str, str], ...]  # (name, expression)
 
 
 @dataclass(frozen=True)
@@ -67,18 +55,16 @@ class Arith:
 INT_ARITH = Arith(cdiv=lambda a, b: -(-a // b), constant=lambda v: int(v))
 
 
-def launch_rule(facts: OpFacts) -> LaunchRule:
-    """The op's launch rule from its op.yaml ``kernel`` block.
+def require_kernel(desc: OpDescription) -> KernelSpec:
+    """The op's launch rule: its op.yaml ``kernel`` block.
 
     Raises:
         SpecError: The op has no kernel block (the ``aot`` lowering needs one).
     """
-    raw = dict(facts.launch)
-    if "grid" not in raw or "block" not in raw:
-        raise SpecError(f"{facts.op}: op.yaml has no kernel block with block and grid; the aot lowering needs one",
+    if desc.kernel is None:
+        raise SpecError(f"{desc.name}: op.yaml has no kernel block with block and grid; the aot lowering needs one",
                         hint="add kernel: {source, entries, scalars, block, grid} to op.yaml, or use plugin/decompose")
-    return LaunchRule(block=int(raw["block"]), grid=str(raw["grid"]), shared_memory=int(raw.get("shared_memory", 0)),
-                      scalars=tuple((str(n), str(v)) for n, v in raw.get("scalars", ())))
+    return desc.kernel
 
 
 def evaluate(text: str, env: Mapping[str, Any], arith: Arith) -> Any:
@@ -142,37 +128,37 @@ def evaluate(text: str, env: Mapping[str, Any], arith: Arith) -> Any:
     return ev(tree)
 
 
-def launch_env(facts: OpFacts, rows: Any, cols: Any, dtype: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+def launch_env(desc: OpDescription, rows: Any, cols: Any, dtype: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     """The names launch expressions see (attributes with their op.yaml defaults where not given)."""
-    if dtype not in ELEMENT_BYTES:
-        raise SpecError(f"{facts.op}: AOT kernels support {', '.join(ELEMENT_BYTES)}, not {dtype!r}")
-    env: dict[str, Any] = {a.name: attrs.get(a.name, a.default) for a in facts.attributes}
-    env.update(rows=rows, cols=cols, block=launch_rule(facts).block, vec=VECTOR_BYTES // ELEMENT_BYTES[dtype])
+    if dtype not in DTYPE_BYTES:
+        raise SpecError(f"{desc.name}: AOT kernels support {', '.join(DTYPE_BYTES)}, not {dtype!r}")
+    env: dict[str, Any] = {a.name: attrs.get(a.name, a.default) for a in desc.attributes}
+    env.update(rows=rows, cols=cols, block=require_kernel(desc).block, vec=VECTOR_BYTES // DTYPE_BYTES[dtype])
     return env
 
 
-def evaluate_launch(facts: OpFacts, env: Mapping[str, Any], arith: Arith) -> tuple[Any, int, int, list[Any]]:
+def evaluate_launch(desc: OpDescription, env: Mapping[str, Any], arith: Arith) -> tuple[Any, int, int, list[Any]]:
     """(grid, block, shared memory, scalar args) of the op's rule over ``env``."""
-    rule = launch_rule(facts)
-    grid = evaluate(rule.grid, env, arith)
-    return grid, rule.block, rule.shared_memory, [evaluate(v, env, arith) for _, v in rule.scalars]
+    kernel = require_kernel(desc)
+    grid = evaluate(kernel.grid, env, arith)
+    return grid, kernel.block, kernel.shared_memory, [evaluate(s.value, env, arith) for s in kernel.scalars]
 
 
-def concrete_launch(facts: OpFacts, shape: Sequence[int], dtype: str,
+def concrete_launch(desc: OpDescription, shape: Sequence[int], dtype: str,
                     attrs: Mapping[str, Any] | None = None) -> ConcreteLaunch:
     """The launch TensorRT makes for one concrete shape of the op's first input.
 
     Args:
-        facts: The op.
+        desc: The op.
         shape: Shape of the first tensor input (at least one dim).
         dtype: trtrepo dtype of the inputs.
         attrs: Attribute values (op.yaml defaults otherwise).
     """
     if not shape:
-        raise BuildError(f"{facts.op}: the first input needs at least one dim")
+        raise BuildError(f"{desc.name}: the first input needs at least one dim")
     rows = 1
     for d in shape[:-1]:
         rows *= int(d)
-    env = launch_env(facts, rows, int(shape[-1]), dtype, attrs or {})
-    grid, block, shmem, scalars = evaluate_launch(facts, env, INT_ARITH)
+    env = launch_env(desc, rows, int(shape[-1]), dtype, attrs or {})
+    grid, block, shmem, scalars = evaluate_launch(desc, env, INT_ARITH)
     return ConcreteLaunch(grid=int(grid), block=block, shared_memory=shmem, scalars=tuple(int(s) for s in scalars))

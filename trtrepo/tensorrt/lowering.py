@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from trtrepo.errors import BuildError
-from trtrepo.tensorrt.opfacts import OpFacts, output_rules, plugin_fields, split_args
+from trtrepo.ops.description import OpDescription
+from trtrepo.tensorrt.opfacts import output_rules, plugin_fields, require_plugin, split_args
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,83 +60,84 @@ def load_plugin_library(path: Path) -> None:
     _LOADED_LIBRARIES.add(key)
 
 
-def create_plugin(facts: OpFacts, attrs: Mapping[str, Any], layer_name: str) -> Any:
+def create_plugin(desc: OpDescription, attrs: Mapping[str, Any], layer_name: str) -> Any:
     """Find the op's IPluginV3 creator and create a plugin for ``attrs`` (the BUILD phase instance).
 
     Raises:
-        BuildError: No creator with the op's name/version/namespace is registered, or creation failed.
+        BuildError: op.yaml has no plugin block, no creator with the op's name/version/namespace is registered, or
+            creation failed.
     """
     import numpy as np
     import tensorrt as trt
 
+    info = require_plugin(desc)
     registry = trt.get_plugin_registry()
-    creator = registry.get_creator(facts.plugin_name, facts.plugin_version, facts.namespace)
+    creator = registry.get_creator(info.name, info.version, info.namespace)
     if creator is None:
         raise BuildError(
-            f"{facts.op}: no TensorRT plugin creator {facts.namespace}::{facts.plugin_name} "
-            f"v{facts.plugin_version} is registered",
+            f"{desc.name}: no TensorRT plugin creator {info.namespace}::{info.name} v{info.version} is registered",
             hint="the plugin library was not loaded, or op.yaml plugin name/version differ from the C++ creator",
         )
     fields = [
         trt.PluginField(f.name, np.array(f.values, dtype=np.dtype(f.numpy_dtype)), getattr(trt.PluginFieldType,
                                                                                             f.field_type))
-        for f in plugin_fields(facts, attrs)
+        for f in plugin_fields(desc, attrs)
     ]
     collection = trt.PluginFieldCollection(fields)
     plugin = creator.create_plugin(layer_name, collection, trt.TensorRTPhase.BUILD)
     if plugin is None:
-        raise BuildError(f"{facts.op}: creator {facts.plugin_name} refused fields "
+        raise BuildError(f"{desc.name}: creator {info.name} refused fields "
                          f"{[f.name for f in fields]} (see the TensorRT log)")
     return plugin
 
 
-def plugin_converter(facts: OpFacts) -> Callable[..., Any]:
-    """The Torch-TensorRT converter body for ``facts`` (plain function; registration is separate)."""
+def plugin_converter(desc: OpDescription) -> Callable[..., Any]:
+    """The Torch-TensorRT converter body for ``desc`` (plain function; registration is separate)."""
 
     def convert(ctx: Any, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
         from trtrepo.tensorrt import tt_adapter
 
-        tensors, attrs = split_args(facts, args, kwargs)
-        itensors = [tt_adapter.get_trt_tensor(ctx, t, f"{name}_{n}") for t, n in zip(tensors, facts.inputs,
+        tensors, attrs = split_args(desc, args, kwargs)
+        itensors = [tt_adapter.get_trt_tensor(ctx, t, f"{name}_{n}") for t, n in zip(tensors, desc.inputs,
                                                                                       strict=True)]
-        plugin = create_plugin(facts, attrs, name)
+        plugin = create_plugin(desc, attrs, name)
         if not hasattr(ctx.net, "add_plugin_v3"):
-            raise BuildError(f"{facts.op}: this TensorRT has no plugin layers (INetworkDefinition.add_plugin_v3)",
+            raise BuildError(f"{desc.name}: this TensorRT has no plugin layers (INetworkDefinition.add_plugin_v3)",
                              hint="TensorRT-RTX cannot build plugin lowerings; use decompose, or datacenter TensorRT")
         layer = ctx.net.add_plugin_v3(itensors, [], plugin)
         if layer is None:
-            raise BuildError(f"{facts.op}: add_plugin_v3 failed for node {name}")
-        layer.name = f"{facts.op}:{name}"
-        outputs = [layer.get_output(i) for i in range(len(facts.outputs))]
+            raise BuildError(f"{desc.name}: add_plugin_v3 failed for node {name}")
+        layer.name = f"{desc.name}:{name}"
+        outputs = [layer.get_output(i) for i in range(len(desc.outputs))]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    convert.__name__ = f"convert_{facts.namespace}_{facts.short_name}_plugin"
+    convert.__name__ = f"convert_{desc.namespace}_{desc.op_name}_plugin"
     return convert
 
 
-def register_plugin_converter(facts: OpFacts, torch_op: Any) -> None:
+def register_plugin_converter(desc: OpDescription, torch_op: Any) -> None:
     """Register the generic plugin converter for ``torch_op`` (``torch.ops.<ns>.<op>.default``), once per op."""
     from trtrepo.tensorrt import tt_adapter
 
-    if facts.op in _PLUGIN_CONVERTERS:
+    if desc.name in _PLUGIN_CONVERTERS:
         return
-    tt_adapter.register_converter(torch_op, plugin_converter(facts))
-    _PLUGIN_CONVERTERS.add(facts.op)
+    tt_adapter.register_converter(torch_op, plugin_converter(desc))
+    _PLUGIN_CONVERTERS.add(desc.name)
 
 
 # ------------------------------------------------------------------------------------------------ aot (QDP)
-def qdp_signatures(facts: OpFacts, tensor_desc: Any, launch_params: Any, sym_exprs: Any
+def qdp_signatures(desc: OpDescription, tensor_desc: Any, launch_params: Any, sym_exprs: Any
                    ) -> tuple[inspect.Signature, inspect.Signature]:
-    """The signatures ``tensorrt.plugin`` requires of the register and aot_impl functions of ``facts``.
+    """The signatures ``tensorrt.plugin`` requires of the register and aot_impl functions of ``desc``.
 
     register: ``(x: TensorDesc, ..., eps: float, ...) -> Tuple[TensorDesc, ...]``;
     aot_impl: ``(x, ..., eps, ..., outputs, tactic) -> Tuple[str|bytes, str|bytes, KernelLaunchParams, SymExprs]``.
     """
     py_types = {"float": float, "int": int, "bool": bool}
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    tensors = [inspect.Parameter(n, kind, annotation=tensor_desc) for n in facts.inputs]
-    attrs = [inspect.Parameter(a.name, kind, annotation=py_types[a.type]) for a in facts.attributes]
-    n_out = len(facts.outputs)
+    tensors = [inspect.Parameter(n, kind, annotation=tensor_desc) for n in desc.inputs]
+    attrs = [inspect.Parameter(a.name, kind, annotation=py_types[a.type]) for a in desc.attributes]
+    n_out = len(desc.outputs)
     out_tuple = typing.Tuple[tuple([tensor_desc] * n_out)]  # type: ignore[valid-type]  # noqa: UP006
     register_sig = inspect.Signature([*tensors, *attrs], return_annotation=out_tuple)
     impl_sig = inspect.Signature(
@@ -154,31 +156,33 @@ def trt_dtype_name(dtype: Any) -> str:
     return dtype_from_trt(getattr(dtype, "name", str(dtype)))
 
 
-def register_aot_plugin(facts: OpFacts, ptx_path: Path) -> None:
-    """Define ``facts.op`` as a TensorRT QDP plugin with an AOT implementation, and its generated converter.
+def register_aot_plugin(desc: OpDescription, ptx_path: Path) -> None:
+    """Define ``desc.name`` as a TensorRT QDP plugin with an AOT implementation, and its generated converter.
 
     Args:
-        facts: The op (needs ``kernel`` entries and launch rule in op.yaml).
+        desc: The op (needs ``kernel`` entries and launch rule in op.yaml).
         ptx_path: PTX of the op's CUDA source holding every dtype entry (trtrepo.ops.build).
     """
     import tensorrt.plugin as trtp
 
     from trtrepo.tensorrt import tt_adapter
-    from trtrepo.tensorrt.launch import Arith, evaluate_launch, launch_env
+    from trtrepo.tensorrt.launch import Arith, evaluate_launch, launch_env, require_kernel
 
-    if facts.op in _AOT_PLUGINS:
-        if _AOT_PLUGINS[facts.op] != ptx_path:
-            raise BuildError(f"{facts.op}: AOT plugin already defined in this process with {_AOT_PLUGINS[facts.op]}",
+    defined = _AOT_PLUGINS.get(desc.name)
+    if defined is not None:
+        if defined != ptx_path:
+            raise BuildError(f"{desc.name}: AOT plugin already defined in this process with {defined}",
                              hint="build models that use different PTX of one op in separate processes")
         return
     ptx = Path(ptx_path).read_bytes()
-    like = output_rules(facts)
-    attr_names = [a.name for a in facts.attributes]
-    n_in = len(facts.inputs)
-    register_sig, impl_sig = qdp_signatures(facts, trtp.TensorDesc, trtp.KernelLaunchParams, trtp.SymIntExprs)
+    like = output_rules(desc)
+    attr_names = [a.name for a in desc.attributes]
+    n_in = len(desc.inputs)
+    entries = require_kernel(desc).entries
+    register_sig, impl_sig = qdp_signatures(desc, trtp.TensorDesc, trtp.KernelLaunchParams, trtp.SymIntExprs)
 
     def describe(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        descs = list(args[:n_in]) + [kwargs[n] for n in facts.inputs[len(args[:n_in]):]]
+        descs = list(args[:n_in]) + [kwargs[n] for n in desc.inputs[len(args[:n_in]):]]
         return tuple(descs[i].like() for i in like)
 
     arith = Arith(cdiv=trtp.cdiv, constant=lambda v: int(v) if isinstance(v, int) else
@@ -188,12 +192,12 @@ def register_aot_plugin(facts: OpFacts, ptx_path: Path) -> None:
         descs, values = args[:n_in], dict(zip(attr_names, args[n_in:n_in + len(attr_names)], strict=True))
         first = descs[0]
         dtype = trt_dtype_name(first.dtype)
-        if dtype not in facts.kernel_entries:
-            raise BuildError(f"{facts.op}: op.yaml kernel.entries has no {dtype} entry")
+        if dtype not in entries:
+            raise BuildError(f"{desc.name}: op.yaml kernel.entries has no {dtype} entry")
         shape = first.shape_expr
         cols = shape[first.ndim - 1]
-        env = launch_env(facts, shape.numel() // cols, cols, dtype, values)
-        grid, block, shmem, scalars = evaluate_launch(facts, env, arith)
+        env = launch_env(desc, shape.numel() // cols, cols, dtype, values)
+        grid, block, shmem, scalars = evaluate_launch(desc, env, arith)
         params = trtp.KernelLaunchParams()
         params.grid_x = grid
         params.block_x = block
@@ -203,14 +207,14 @@ def register_aot_plugin(facts: OpFacts, ptx_path: Path) -> None:
         extra = trtp.SymIntExprs(len(scalars))
         for i, s in enumerate(scalars):
             extra[i] = trtp.SymInt32(s)
-        return facts.kernel_entries[dtype].encode(), ptx, params, extra
+        return entries[dtype].encode(), ptx, params, extra
 
     describe.__signature__ = register_sig  # type: ignore[attr-defined]
     aot_impl.__signature__ = impl_sig  # type: ignore[attr-defined]
-    trtp.register(facts.op)(describe)
-    trtp.aot_impl(facts.op)(aot_impl)
-    tt_adapter.generate_plugin_converter(facts.op)
-    _AOT_PLUGINS[facts.op] = ptx_path
+    trtp.register(desc.name)(describe)
+    trtp.aot_impl(desc.name)(aot_impl)
+    tt_adapter.generate_plugin_converter(desc.name)
+    _AOT_PLUGINS[desc.name] = ptx_path
 
 
 # ------------------------------------------------------------------------------------------------ decompose
