@@ -6,8 +6,8 @@ dim of ``x`` and ``residual``) instead of the user having to name shared dims in
 
 from __future__ import annotations
 
+import importlib
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.M
 
     Args:
         model: The model's spec; its source must be a factory.
-        root: The model.yaml folder, put first on sys.path so ``examples.x:build`` style factories import.
+        root: The model.yaml folder; a factory module that is a file there wins over an installed module.
         device: Where the module's parameters go.
     """
     import torch
@@ -82,27 +82,13 @@ def _import_factory_module(module_name: str, root: Path) -> Any:
     Two specs may both name ``model:build``; a file module is imported under a name derived from its path so the
     second does not get the first one's cached module.
     """
-    import hashlib
-    import importlib.util
+    from trtrepo._files import import_file
 
     candidate = root.joinpath(*module_name.split("."))
     path = candidate.with_suffix(".py") if candidate.with_suffix(".py").is_file() else candidate / "__init__.py"
     if not path.is_file():
         return importlib.import_module(module_name)
-    unique = f"_trtrepo_factory_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[unique]
-        raise
-    return module
+    return import_file(path, prefix="_trtrepo_factory")
 
 
 def load_exported(model: ModelSpec) -> torch.export.ExportedProgram:

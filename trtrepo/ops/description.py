@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import ast
 import difflib
-import importlib.util
 import logging
 import re
 import struct
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,21 +183,14 @@ class OpDescription:
         """
         if self.decomposition is None:
             raise SpecError(f"{self.path}: decomposition: {self.name} declares none")
+        from trtrepo._files import import_file
+
         module_name, func = self.decomposition.split(":", 1)
-        unique = f"trtrepo_opdecomp_{self.namespace}_{self.op_name}_{module_name}"
-        module = sys.modules.get(unique)
-        if module is None:
-            file = self.folder / f"{module_name}.py"
-            spec = importlib.util.spec_from_file_location(unique, file)
-            if spec is None or spec.loader is None:
-                raise SpecError(f"{self.path}: decomposition: cannot import {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[unique] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                del sys.modules[unique]
-                raise SpecError(f"{self.path}: decomposition: importing {file} failed: {exc}") from exc
+        file = self.folder / f"{module_name}.py"
+        try:
+            module = import_file(file, prefix=f"trtrepo_opdecomp_{self.namespace}_{self.op_name}")
+        except Exception as exc:
+            raise SpecError(f"{self.path}: decomposition: importing {file} failed: {exc}") from exc
         fn = getattr(module, func, None)
         if not callable(fn):
             raise SpecError(f"{self.path}: decomposition: {module_name}.py has no function {func!r}")
