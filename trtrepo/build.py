@@ -84,6 +84,7 @@ def build(
     warnings: list[str] = []
     targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
     check_ops(spec, chosen)
+    check_converter_lowerings(chosen, targets)
     # progress starts once every check on the user's input has passed: a bad spec prints its error line only
     progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
@@ -210,6 +211,28 @@ def check_ops(spec: Spec, models: Sequence[ModelSpec]) -> dict[str, Any]:
                     hint="ops are described by plugin_src/<op>/op.yaml under the spec's plugin_sources",
                 )
     return known
+
+
+def check_converter_lowerings(models: Sequence[ModelSpec], targets: dict[str, str]) -> None:
+    """An op may not be lowered ``plugin`` in one TensorRT model and ``aot`` in another of the same build.
+
+    Both lowerings register a Torch-TensorRT converter for the same op overload in a process-wide registry, so one
+    build cannot give two models different converters for it (``decompose`` rewrites the op away and never clashes).
+    """
+    seen: dict[str, tuple[str, ModelSpec]] = {}
+    for model in models:
+        if targets.get(model.name) != "tensorrt":
+            continue
+        for op, lowering in model.ops.items():
+            if lowering not in ("plugin", "aot"):
+                continue
+            first = seen.setdefault(op, (lowering, model))
+            if first[0] != lowering:
+                raise SpecError(
+                    f"{model.yaml_path}.ops.{op}: {lowering} here but {first[0]} in {first[1].yaml_path}; one build "
+                    "registers one TensorRT converter per op",
+                    hint="use the same lowering for the op, or build the models separately with --models",
+                )
 
 
 def cache_path(spec: Spec) -> Path:

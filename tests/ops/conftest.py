@@ -44,7 +44,7 @@ def built_ops(ops_cache: Path, build_stats: dict[str, int]):  # -> BuiltOps
     from trtrepo.ops.library import load_ops
 
     before = build.compile_count()
-    built = build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=False)
+    built = build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=None)  # CUDA too where CUDA torch sees a GPU
     build_stats["first_build_compiles"] = build.compile_count() - before
     load_ops(built)
     return built
