@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole GPU proof in one command, on the GPU machine (device tool), from the repository root:
-#   bash scripts/gpu_all.sh [phase ...]      phases: ops serve bench trt kernels trtrtx   (default: all, in order)
+#   bash scripts/gpu_all.sh [phase ...]      phases: ops tests serve bench trt kernels trtrtx   (default: all, in order)
 # Before it: TensorRT-RTX, tritonserver and tritonclient staged into /tmp/devsite (shared/device/README.md, three
 # stage.sh calls) and the missing client wheels installed (scripts/gpu_stage_extras.sh install).
 #   ops      CUDA op library build; CUDA kernels vs decompositions; compute-sanitizer memcheck  (gpu_ops_check.sh)
+#   tests    pytest's gpu tier (tests/ops/test_ops_cuda.py) and the numpy-2 malformed-output tests (needs pytest)
 #   serve    torch target with KIND_GPU instances served by tritonserver; trtrepo check over HTTP and gRPC
 #   bench    trtrepo bench of the served example against eager on the same GPU
 #   trt      TensorRT target through torch-tensorrt-rtx: plans vs eager across the profile (gpu_trt_lane.sh)
@@ -26,7 +27,7 @@ export TRTREPO_CACHE_DIR=${TRTREPO_CACHE_DIR:-/tmp/trtrepo_gpu_cache}
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-420}
-phases=("$@"); [ ${#phases[@]} -gt 0 ] || phases=(ops serve bench trt kernels trtrtx)
+phases=("$@"); [ ${#phases[@]} -gt 0 ] || phases=(ops tests serve bench trt kernels trtrtx)
 
 {
   date -Is; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -57,6 +58,8 @@ for p in "${phases[@]}"; do
   mkdir -p "$R/$p"
   case $p in
     ops)     run_phase ops env OUT="$R/ops" SANITIZERS=memcheck bash scripts/gpu_ops_check.sh ;;
+    tests)   run_phase tests $PY -m pytest -q -rs -p no:cacheprovider tests/ops/test_ops_cuda.py \
+               tests/serve/test_malformed_output.py ;;
     serve)   run_phase serve env OUT="$R/serve" bash scripts/gpu_serve_check.sh ;;
     bench)   export -f bench_phase; export R PY; run_phase bench bash -c bench_phase ;;
     trt)     run_phase trt env OUT="$R/trt" bash scripts/gpu_trt_lane.sh ;;

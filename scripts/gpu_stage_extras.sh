@@ -15,7 +15,8 @@ mkdir -p /tmp/devsite
 # wheel-name prefix → module that proves it is present
 declare -A MOD=([click]=click [geventhttpclient]=geventhttpclient [gevent]=gevent [greenlet]=greenlet
   [zope_event]=zope.event [zope_interface]=zope.interface [brotli]=brotli [certifi]=certifi [urllib3]=urllib3
-  [PyYAML]=yaml [pyyaml]=yaml [grpcio]=grpc [protobuf]=google.protobuf)
+  [PyYAML]=yaml [pyyaml]=yaml [grpcio]=grpc [protobuf]=google.protobuf
+  [pytest]=pytest [pluggy]=pluggy [iniconfig]=iniconfig [pygments]=pygments [packaging]=packaging)
 todo=()
 for whl in "$STORE"/*.whl; do
   name=$(basename "$whl"); prefix=${name%%-*}
