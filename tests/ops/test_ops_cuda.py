@@ -145,7 +145,8 @@ def test_results_stay_on_the_current_stream(cuda_ops) -> None:
         out = torch.ops.trtrepo.bias_gelu(y, bias)
     side.synchronize()
     ref = cuda_ops.descriptions["trtrepo::bias_gelu"].load_decomposition()((x * 2).cpu(), bias.cpu())
-    _close(out.cpu(), ref, _tolerance(torch.float32))
+    tol = _tolerance(torch.float32)
+    torch.testing.assert_close(out.cpu(), ref, rtol=tol["rtol"], atol=tol["atol"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
