@@ -255,19 +255,18 @@ def _flatten(value: Any) -> list[Any]:
 
 def build_plan_for(spec: Any, model: Any, built_ops: Any, out: Path, progress: Callable[[str], None]) -> bytes:
     """The model's plan through trtrepo's tensorrt target, every custom op lowered by ``decompose``."""
-    from trtrepo.build import cache_path
     from trtrepo.export import export_model
+    from trtrepo.ops.stage import cache_dir
     from trtrepo.targets.base import BuildContext
     from trtrepo.targets.tensorrt_target import PLAN_FILE, build_tensorrt
 
     decomposed = dataclasses.replace(model, ops={op: "decompose" for op in built_ops.descriptions})
     ep = export_model(decomposed, spec.root, "cuda")
-    ctx = BuildContext(spec=spec, ops=built_ops, cache_dir=cache_path(spec), log_dir=out / "logs", device="cuda",
+    ctx = BuildContext(spec=spec, ops=built_ops, cache_dir=cache_dir(), log_dir=out / "logs", device="cuda",
                        progress=progress)
     artifacts = build_tensorrt(ctx, decomposed, ep)
-    record = artifacts.record
-    progress(f"{model.name}: lowerings {record.get('lowerings')}, TensorRT {record.get('tensorrt_version')}, "
-             f"torch_tensorrt {record.get('torch_tensorrt_version')}")
+    progress(f"{model.name}: lowerings {artifacts.lowerings}, TensorRT {artifacts.versions.get('tensorrt')}, "
+             f"torch_tensorrt {artifacts.versions.get('torch_tensorrt')}")
     return artifacts.files[PLAN_FILE]
 
 
@@ -388,8 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison; writes trt_rtx.json, trt_rtx.txt and trt_rtx.png into --out."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
-    # One op library per process: the spec's build (trtrepo.build.cache_path) and the example factories'
-    # ensure_loaded() must find the same cached .so, or the second load aborts on duplicate op registration.
+    # One op library per process: every build in it must find the same cached .so.
     os.environ.setdefault("TRTREPO_CACHE_DIR", str(REPO / ".trtrepo_cache"))
     from trtrepo import deps
 
@@ -402,9 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import torch
 
-    from trtrepo.build import cache_path
     from trtrepo.ops.build import build_ops
     from trtrepo.ops.library import load_ops
+    from trtrepo.ops.stage import cache_dir
     from trtrepo.spec import load_spec
 
     specs = args.specs or sorted((REPO / "examples").glob("*/model.yaml"))
@@ -422,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = {m.strip() for m in args.models.split(",")} if args.models else None
     for spec_path in specs:
         spec = load_spec(spec_path)
-        built = build_ops(spec.plugin_sources, cache_path(spec), with_cuda=True, progress=progress) \
+        built = build_ops(spec.plugin_sources, cache_dir(), with_cuda=True, progress=progress) \
             if spec.plugin_sources else None
         if built is not None:
             load_ops(built)

@@ -184,14 +184,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from trtrepo.ops.build import build_ops, default_cache_dir
+    from trtrepo import settings
+    from trtrepo.ops.build import build_ops
     from trtrepo.ops.library import load_ops
 
     if not torch.cuda.is_available():
         print("no CUDA device visible to torch\nFAIL")
         return 1
     start = time.monotonic()
-    built = build_ops([REPO / "plugin_src"], default_cache_dir(REPO), with_cuda=True, progress=print)
+    built = build_ops([REPO / "plugin_src"], settings.cache_dir(), with_cuda=True, progress=print)
     load_ops(built)
     summary: dict[str, Any] = {
         "mode": args.mode, "torch": torch.__version__, "cuda": torch.version.cuda,

@@ -85,13 +85,14 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
 
     from trtrepo.check.compare import compare
     from trtrepo.check.tolerances import default_tolerance
-    from trtrepo.export import export_model, load_module, torch_dtype
+    from trtrepo.dtypes import to_torch as torch_dtype
+    from trtrepo.export import export_model, load_module
     from trtrepo.ops.library import ensure_loaded
     from trtrepo.targets.base import BuildContext, get_target
 
     spec = model_spec(name, precision, "decompose")
     model = spec.models[0]
-    built = ensure_loaded()
+    built = ensure_loaded([REPO / "plugin_src"])
     ctx = BuildContext(spec=spec, ops=built, cache_dir=cache, log_dir=logs, device="cuda", progress=print)
     t0 = time.monotonic()
     ep = export_model(model, spec.root, device="cuda")
@@ -101,7 +102,7 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
     eager = load_module(model, spec.root, device="cuda")
     atol, rtol = default_tolerance(precision)
     dtype = torch_dtype(precision)
-    mapping = artifacts.record["output_names"]
+    mapping = artifacts.output_names
     cases = []
     gen = torch.Generator(device="cpu").manual_seed(0)
     for shape in EXAMPLES[name]["probe"]:
@@ -141,7 +142,7 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
             if tf32_class else "does not match eager"),
         "build_seconds": round(build_s, 2), "plan_bytes": len(plan),
         "inputs": [vars(t) for t in artifacts.inputs], "outputs": [vars(t) for t in artifacts.outputs],
-        "record": artifacts.record, "atol": atol, "rtol": rtol, "cases": cases,
+        "lowerings": artifacts.lowerings, "versions": artifacts.versions, "atol": atol, "rtol": rtol, "cases": cases,
     }
 
 
@@ -170,7 +171,7 @@ def lane_plugin() -> dict[str, Any]:
     from trtrepo.tensorrt.lowering import create_plugin
     from trtrepo.tensorrt.opfacts import require_plugin
 
-    built = ensure_loaded()
+    built = ensure_loaded([REPO / "plugin_src"])
     received: dict[str, dict[str, Any]] = {}
 
     class LanePlugin(trt.IPluginV3, trt.IPluginV3OneCore):  # type: ignore[misc]

@@ -92,11 +92,11 @@ def _inputs(model, sizes):
 def _eager(spec, model, pool):
     import torch
 
-    from trtrepo.build import build_and_load_ops, cache_path
     from trtrepo.check.inputs import to_numpy, to_torch
     from trtrepo.export import load_module
+    from trtrepo.ops.stage import prepare_ops
 
-    build_and_load_ops(spec, [model], {model.name: "torch"}, cache_path(spec), lambda _: None)
+    prepare_ops(spec, [model], progress=lambda _: None)
     net = load_module(model, spec.root, "cpu")
     refs = []
     for arrays in pool:
@@ -107,14 +107,14 @@ def _eager(spec, model, pool):
 
 
 def _soak(args, model, url, pool, references):
+    from trtrepo import dtypes
     from trtrepo.check import _served_output_names
     from trtrepo.check.client import TritonClient
     from trtrepo.check.compare import compare
-    from trtrepo.check.inputs import TRITON_DTYPES
     from trtrepo.check.tolerances import output_tolerance
 
     served = _served_output_names(model, (args.repository or model_repository(args)).resolve())
-    datatypes = {t.name: TRITON_DTYPES[t.dtype] for t in model.inputs}
+    datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
     counter = iter(range(args.requests))
     lock = threading.Lock()
     latencies: list[float] = []

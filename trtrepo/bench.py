@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import settings
 from trtrepo.errors import ServeError, SpecError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-ENV_PERF_ANALYZER = "TRTREPO_PERF_ANALYZER"
+ENV_PERF_ANALYZER = settings.PERF_ANALYZER.name
 DEFAULT_CONCURRENCY = (1, 4, 16)
 DEFAULT_REQUESTS = 200
 DEFAULT_MAX_SECONDS = 20.0
@@ -366,7 +367,7 @@ def server_stats_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> t
 # ------------------------------------------------------------------------------------------------ perf_analyzer
 def find_perf_analyzer() -> str | None:
     """perf_analyzer from ``$TRTREPO_PERF_ANALYZER`` or PATH; None when absent or disabled (``=0``)."""
-    value = os.environ.get(ENV_PERF_ANALYZER)
+    value = settings.perf_analyzer()
     if value == "0":
         return None
     if value:
@@ -556,12 +557,12 @@ def batch_sizes_for(model: ModelSpec, requested: Sequence[int] | None) -> tuple[
 
 def bench_inputs(model: ModelSpec, batch_size: int, seed: int = DEFAULT_SEED) -> tuple[Any, ...]:
     """Seeded inputs (CPU torch tensors) at the opt shape with dim 0 set to ``batch_size`` where it is dynamic."""
-    from trtrepo.export import example_inputs
+    from trtrepo.samples import sample_inputs
 
     tensors = tuple(
         replace(t, opt=(batch_size, *t.opt[1:])) if t.shape and t.shape[0] == -1 else t for t in model.inputs
     )
-    return example_inputs(tensors, "opt", "cpu", seed)
+    return sample_inputs(tensors, "opt", "cpu", seed)
 
 
 def time_eager(fn: Callable[[], Any], iterations: int, warmup: int = DEFAULT_WARMUP,
@@ -587,20 +588,6 @@ def _eager_device() -> str:
     from trtrepo.deps import has_cuda_torch
 
     return "cuda" if has_cuda_torch() else "cpu"
-
-
-def _load_custom_ops(spec: Spec, device: str, progress: Callable[[str], None]) -> None:
-    """Build (cached) and load the spec's custom op library so eager forward() finds torch.ops.<ns>.<op>."""
-    if not spec.plugin_sources:
-        return
-    from trtrepo.build import cache_path
-    from trtrepo.ops.build import build_ops
-    from trtrepo.ops.library import load_ops
-
-    # Same cache and options as `trtrepo build`: after a build this is a cache hit that compiles nothing.
-    progress(f"bench: loading custom ops from {', '.join(str(p) for p in spec.plugin_sources)} (device {device})")
-    built = build_ops(spec.plugin_sources, cache_path(spec), progress=progress)
-    load_ops(built)
 
 
 # --------------------------------------------------------------------------------------------------- the sweep
@@ -661,7 +648,9 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
     if eager:
         require("torch", "eager timing in trtrepo bench")
         device = _eager_device()
-        _load_custom_ops(spec, device, progress)
+        from trtrepo.ops.stage import prepare_ops
+
+        prepare_ops(spec, list(spec.models), progress=progress)
         for model, sizes in plan:
             eager_results.update(_measure_eager(spec, model, sizes, inputs, device, requests, max_seconds, progress))
     report.device = _device_label(device)
@@ -768,9 +757,9 @@ def _numpy_inputs(model: ModelSpec, tensors: tuple[Any, ...]) -> dict[str, np.nd
 
 
 def _triton_dtype(name: str) -> str:
-    from trtrepo.check.inputs import TRITON_DTYPES
+    from trtrepo import dtypes
 
-    return TRITON_DTYPES[name]
+    return dtypes.get(name).triton
 
 
 def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, arrays: Mapping[str, Any],

@@ -14,23 +14,23 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trtrepo import deps
-from trtrepo.errors import BuildError, MissingDependencyError, SpecError
+from trtrepo.contracts import Progress
+from trtrepo.errors import MissingDependencyError, SpecError
+from trtrepo.ops.stage import cache_dir as ops_cache_dir
+from trtrepo.ops.stage import describe_ops, prepare_ops
 from trtrepo.spec import TARGETS, Spec, load_spec
 
 if TYPE_CHECKING:
+    from trtrepo.contracts import ModelArtifacts
     from trtrepo.spec import ModelSpec
-    from trtrepo.targets.base import ModelArtifacts
 
 LOGGER = logging.getLogger(__name__)
-
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -78,19 +78,19 @@ def build(
     """
 
     spec = load_spec(spec_path)
-    chosen = select_models(spec, models)
+    chosen = spec.select(models)
     repository = repository_path(spec, out)
     deps.require("torch", "trtrepo build")
     warnings: list[str] = []
     targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
-    check_ops(spec, chosen)
+    describe_ops(spec, chosen)
     check_converter_lowerings(chosen, targets)
     # progress starts once every check on the user's input has passed: a bad spec prints its error line only
     progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
         progress(f"target: {name} → {chosen_target}")
 
-    cache_dir = cache_path(spec)
+    cache_dir = ops_cache_dir()
     # One folder per build: the cache is shared by every spec and process, and the logs are copied into the
     # repository by the writer, so this folder only lives for the build.
     (cache_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
 
     device = "cuda" if deps.has_cuda_torch() else "cpu"
 
-    ops = build_and_load_ops(spec, chosen, targets, cache_dir, progress)
+    ops = prepare_ops(spec, chosen, targets, progress=progress)
 
     from trtrepo.export import export_model
     from trtrepo.targets.base import BuildContext, get_target
@@ -131,17 +131,6 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
 
 
 # ------------------------------------------------------------------------------------------------ the stages
-def select_models(spec: Spec, models: str | Sequence[str] | None) -> list[ModelSpec]:
-    """The models to build: all, or the ``--models`` names (SpecError naming the known models otherwise)."""
-    if models is None:
-        return list(spec.models)
-    names = [n.strip() for n in models.split(",")] if isinstance(models, str) else [str(n).strip() for n in models]
-    names = [n for n in names if n]
-    if not names:
-        raise SpecError("--models: no model names given", hint=f"models in {spec.path}: {spec.model_names()}")
-    return [spec.model(n) for n in dict.fromkeys(names)]
-
-
 def repository_path(spec: Spec, out: str | Path | None) -> Path:
     """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs."""
     if out is None:
@@ -192,27 +181,6 @@ def _missing_tensorrt() -> str | None:
     return None
 
 
-def check_ops(spec: Spec, models: Sequence[ModelSpec]) -> dict[str, Any]:
-    """Every op a model names under ``ops:`` must be described in the plugin sources.
-
-    Returns:
-        Op name → OpDescription of every discovered op (empty when the spec has no plugin sources).
-    """
-    known: dict[str, Any] = {}
-    if spec.plugin_sources:
-        from trtrepo.ops.description import discover_ops
-
-        known = dict(discover_ops(list(spec.plugin_sources)))
-    for model in models:
-        for op in model.ops:
-            if op not in known:
-                raise SpecError(
-                    f"{model.yaml_path}.ops.{op}: unknown op; known: {', '.join(sorted(known)) or '(none)'}",
-                    hint="ops are described by plugin_src/<op>/op.yaml under the spec's plugin_sources",
-                )
-    return known
-
-
 def check_converter_lowerings(models: Sequence[ModelSpec], targets: dict[str, str]) -> None:
     """An op may not be lowered ``plugin`` in one TensorRT model and ``aot`` in another of the same build.
 
@@ -233,31 +201,3 @@ def check_converter_lowerings(models: Sequence[ModelSpec], targets: dict[str, st
                     "registers one TensorRT converter per op",
                     hint="use the same lowering for the op, or build the models separately with --models",
                 )
-
-
-def cache_path(spec: Spec) -> Path:
-    """The build cache (``trtrepo.ops.build.default_cache_dir``: TRTREPO_CACHE_DIR or ~/.cache/trtrepo)."""
-    from trtrepo.ops.build import default_cache_dir
-
-    path = default_cache_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def build_and_load_ops(spec: Spec, models: Sequence[ModelSpec], targets: dict[str, str], cache_dir: Path,
-                       progress: Progress) -> Any:
-    """Compile the spec's plugin sources (content-hash cached) and load them into this process; None if none."""
-    if not spec.plugin_sources:
-        return None
-    from trtrepo.ops.build import build_ops
-    from trtrepo.ops.library import load_ops
-
-    with_plugin = any(targets[m.name] == "tensorrt" and "plugin" in m.ops.values() for m in models)
-    progress(f"ops: building {', '.join(str(p) for p in spec.plugin_sources)}"
-             f"{' (with the TensorRT plugin library)' if with_plugin else ''}")
-    built = build_ops(spec.plugin_sources, cache_dir, tensorrt=with_plugin, progress=progress)
-    if built is None:
-        raise BuildError("ops: the op build returned nothing")
-    load_ops(built)
-    progress(f"ops: loaded {', '.join(sorted(built.descriptions)) or '(none)'}")
-    return built

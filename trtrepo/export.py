@@ -11,7 +11,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import dtypes
 from trtrepo.errors import BuildError, SpecError
+from trtrepo.samples import sample_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -19,34 +21,6 @@ if TYPE_CHECKING:
     from trtrepo.spec import ModelSpec, TensorSpec
 
 LOGGER = logging.getLogger(__name__)
-
-TORCH_DTYPES = {
-    "fp32": "float32",
-    "fp16": "float16",
-    "bf16": "bfloat16",
-    "int32": "int32",
-    "int64": "int64",
-    "bool": "bool",
-}
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """trtrepo dtype name → torch dtype."""
-    import torch
-
-    dtype: torch.dtype = getattr(torch, TORCH_DTYPES[name])
-    return dtype
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """torch dtype → trtrepo dtype name."""
-    import torch
-
-    for name, attr in TORCH_DTYPES.items():
-        if getattr(torch, attr) == dtype:
-            return name
-    raise BuildError(f"dtype {dtype} has no Triton mapping in trtrepo")
-
 
 def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.Module:
     """Build the eager module from the model's factory, cast to its precision, in eval mode on ``device``.
@@ -72,7 +46,7 @@ def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.M
     if not isinstance(net, torch.nn.Module):
         raise SpecError(f"{model.yaml_path}.source.factory: {factory!r} returned {type(net).__name__}, not nn.Module")
     if model.precision != "fp32":
-        net = net.to(torch_dtype(model.precision))
+        net = net.to(dtypes.to_torch(model.precision))
     return net.eval().to(device)
 
 
@@ -102,26 +76,6 @@ def load_exported(model: ModelSpec) -> torch.export.ExportedProgram:
         raise BuildError(f"{model.yaml_path}.source.exported_program: cannot load: {exc}") from None
 
 
-def example_inputs(tensors: tuple[TensorSpec, ...], which: str = "opt", device: str = "cpu",
-                   seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Seeded random inputs at the ``min``/``opt``/``max`` shape of each input."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for t in tensors:
-        shape = getattr(t, which)
-        dtype = torch_dtype(t.dtype)
-        if dtype.is_floating_point:
-            value = torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
-        elif dtype == torch.bool:
-            value = torch.randint(0, 2, shape, generator=gen).bool()
-        else:
-            value = torch.randint(0, 100, shape, generator=gen, dtype=dtype)
-        out.append(value.to(device))
-    return tuple(out)
-
-
 def dynamic_shapes(tensors: tuple[TensorSpec, ...]) -> dict[str, dict[int, Any]]:
     """``dynamic_shapes`` argument for torch.export: one ``Dim.DYNAMIC(min, max)`` per -1 dim."""
     from torch.export import Dim
@@ -141,7 +95,7 @@ def export_model(model: ModelSpec, root: Path, device: str = "cpu") -> torch.exp
     if model.source.exported_program is not None:
         return load_exported(model)
     net = load_module(model, root, device)
-    args = example_inputs(model.inputs, "opt", device)
+    args = sample_inputs(model.inputs, "opt", device)
     shapes = _by_forward_names(net, model, dynamic_shapes(model.inputs))
     try:
         return torch.export.export(net, args, dynamic_shapes=shapes)

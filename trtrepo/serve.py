@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from trtrepo import settings
 from trtrepo.errors import ServeError
 
 LOGGER = logging.getLogger(__name__)
 
-ENV_BINARY = "TRTREPO_TRITONSERVER"
-ENV_CACHE = "TRTREPO_CACHE_DIR"
-ENV_MODEL_PYTHONPATH = "TRTREPO_PYTHONPATH"
+ENV_BINARY = settings.TRITONSERVER.name
+ENV_MODEL_PYTHONPATH = settings.MODEL_PYTHONPATH.name
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
@@ -57,9 +57,6 @@ _ERROR_LINE = re.compile(r"^E\d{4} ")
 EXIT_TIMEOUT_SECS = 10
 SIGINT_WAIT = EXIT_TIMEOUT_SECS + 5.0
 SIGTERM_WAIT = 5.0
-MANIFEST_NAME = "trtrepo-manifest.json"
-TENSORRT_PLATFORM = "tensorrt_plan"
-PLUGIN_PARAMETER = "trtrepo_plugin_libraries"
 # what server_environment sets for the server: a printed command line carries these to be runnable as is
 SERVER_ENV_KEYS = ("LD_LIBRARY_PATH", "PYTHONPATH", ENV_MODEL_PYTHONPATH)
 INSTALL_HINT = "pip install nvidia-pytriton (bundles tritonserver), set TRTREPO_TRITONSERVER=/path/to/tritonserver, " \
@@ -171,14 +168,6 @@ def _package_paths() -> list[str]:
     return out
 
 
-def cache_dir() -> Path:
-    """trtrepo's user cache folder (``$TRTREPO_CACHE_DIR`` or ``~/.cache/trtrepo``)."""
-    root = os.environ.get(ENV_CACHE)
-    if root:
-        return Path(root).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trtrepo"
-
-
 def backend_directory(install: TritonInstall, root: Path | None = None) -> Path | None:
     """The ``--backend-directory`` to pass: the installation's own, or one assembled from its pieces.
 
@@ -191,7 +180,8 @@ def backend_directory(install: TritonInstall, root: Path | None = None) -> Path 
     assert install.backends is not None and install.python_stub is not None
     python_src = install.backends / "python"
     key = hashlib.sha256(f"{install.binary}|{install.python_stub}".encode()).hexdigest()[:12]
-    target = (root or cache_dir()) / "triton_backends" / f"py{sys.version_info.major}{sys.version_info.minor}-{key}"
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    target = (root or settings.cache_dir()) / "triton_backends" / f"{python}-{key}"
     wanted = {
         target / "python" / "libtriton_python.so": python_src / "libtriton_python.so",
         target / "python" / "triton_python_backend_utils.py": python_src / "triton_python_backend_utils.py",
@@ -236,119 +226,11 @@ def server_environment(install: TritonInstall, base: dict[str, str] | None = Non
 
 # ------------------------------------------------------------------------------------------- plugin libraries
 def repository_plugin_libraries(repository: Path) -> list[Path]:
-    """Plugin libraries the TensorRT models of ``repository`` need, each library once, as absolute paths.
+    """The TensorRT plugin libraries of ``repository`` (:func:`trtrepo.repository.plugins.served_plugin_libraries`)."""
+    from trtrepo.repository.plugins import served_plugin_libraries
+    from trtrepo.repository.reader import read_repository
 
-    Read from each TensorRT model's config.pbtxt (``model_operations.op_library_filename`` and the
-    ``trtrepo_plugin_libraries`` parameter, ``;``-separated) and from the manifest
-    (``models.<name>.plugin_libraries``); relative paths are relative to the model folder (trtrepo copies each
-    library a model needs into ``<model>/plugins/``). Copies of one library in several model folders (same sha256)
-    are listed once: the server loads them into one registry. Where the
-    manifest records which creators each library registers and each plan needs, two different libraries
-    registering one creator, or a creator no library provides, is an error (``trtrepo.tensorrt.checks``).
-    Python-backend models load their own libraries and are not listed.
-
-    Raises:
-        ServeError: A library is missing, or the plugin check found a clash or a missing creator.
-    """
-    from trtrepo.tensorrt.checks import Creator, check_plugins, unique_libraries
-
-    repository = Path(repository).resolve()
-    manifest = _read_manifest(repository)
-    found: list[str] = []
-    hashes: dict[str, str] = {}
-    required: dict[str, list[Creator]] = {}
-    provided: dict[str, list[Creator]] = {}
-    for model_dir in sorted(p for p in repository.iterdir() if (p / "config.pbtxt").is_file()):
-        config = _read_config(model_dir / "config.pbtxt")
-        if config is None or not (config.platform == TENSORRT_PLATFORM or config.backend == "tensorrt"):
-            continue
-        names = list(config.model_operations.op_library_filename)
-        if PLUGIN_PARAMETER in config.parameters:
-            names += [n for n in config.parameters[PLUGIN_PARAMETER].string_value.split(";") if n]
-        entry = manifest.get("models", {}).get(config.name or model_dir.name, {})
-        entry = entry if isinstance(entry, dict) else {}
-        names += list(entry.get("plugin_libraries", []))
-        paths: dict[str, Path] = {}  # file name → where this model's copy is
-        for name in dict.fromkeys(names):
-            path = _resolve_library(repository, model_dir, name)
-            key = str(path)
-            if key not in found:
-                found.append(key)
-                hashes[key] = _sha256(path)  # from the file, not the manifest: what the server will load
-            paths[path.name] = path
-        record: dict = entry["record"] if isinstance(entry.get("record"), dict) else {}
-        if "plugins" in record:
-            required[model_dir.name] = [Creator.from_dict(c) for c in record["plugins"]]
-        for lib, creators in (record.get("plugin_creators") or {}).items():
-            if lib in paths:
-                provided[str(paths[lib])] = [Creator.from_dict(c) for c in creators]
-    if required or provided:
-        check_plugins(required, provided, hashes)
-    return [Path(p) for p in unique_libraries(found, hashes)]
-
-
-def _resolve_library(repository: Path, model_dir: Path, name: str) -> Path:
-    """A library path from a model's config, made absolute.
-
-    Relative paths are relative to the model folder; a repository of the layout before per-model copies had them
-    relative to the repository root, which is the fallback.
-    """
-    path = Path(name)
-    if not path.is_absolute():
-        path = model_dir / path if (model_dir / path).exists() or not (repository / path).exists() \
-            else repository / path
-    if not path.is_file():
-        raise ServeError(f"{model_dir / 'config.pbtxt'}: plugin library {name} does not exist ({path})",
-                         hint="rebuild the repository with trtrepo build")
-    return path.resolve()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def plugin_backend_config(paths: Sequence[Path]) -> list[str]:
-    """``--backend-config=tensorrt,plugins=...`` for ``paths`` (the TensorRT engineer's version when present)."""
-    if not paths:
-        return []
-    try:
-        from trtrepo.tensorrt.checks import plugin_backend_config as trt_version
-    except ImportError:
-        pass
-    else:
-        return list(trt_version([Path(p) for p in paths]))
-    return ["--backend-config=tensorrt,plugins=" + ";".join(str(p) for p in paths)]
-
-
-def _read_manifest(repository: Path) -> dict:
-    path = repository / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ServeError(f"{path}: unreadable manifest: {exc}", hint="rebuild the repository with trtrepo build") \
-            from None
-    return data if isinstance(data, dict) else {}
-
-
-def _read_config(path: Path):  # -> model_config_pb2.ModelConfig | None
-    try:
-        from google.protobuf import text_format
-        from tritonclient.grpc import model_config_pb2
-    except ImportError:
-        LOGGER.debug("tritonclient/protobuf not importable: not reading %s", path)
-        return None
-    config = model_config_pb2.ModelConfig()
-    try:
-        text_format.Parse(path.read_text(), config)
-    except (OSError, text_format.ParseError) as exc:
-        raise ServeError(f"{path}: not a valid config.pbtxt: {exc}") from None
-    return config
+    return served_plugin_libraries(read_repository(repository))
 
 
 # ---------------------------------------------------------------------------------------------------- server
@@ -524,6 +406,8 @@ class TritonServer:
         backends = backend_directory(self.install)
         if backends is not None:
             cmd.append(f"--backend-directory={backends}")
+        from trtrepo.repository.plugins import plugin_backend_config
+
         cmd += plugin_backend_config(repository_plugin_libraries(Path(self.repository)))
         cmd += list(self.extra_args)
         return cmd

@@ -7,7 +7,6 @@ path (``models[0].inputs[1].max: must be >= opt [8, 128]``); unknown keys get a 
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import logging
 import re
@@ -16,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtrepo import dtypes
 from trtrepo.errors import SpecError
 
 LOGGER = logging.getLogger(__name__)
 
-DTYPES = ("fp32", "fp16", "bf16", "int32", "int64", "bool")
-PRECISIONS = ("fp32", "fp16", "bf16")
+DTYPES = dtypes.NAMES
+PRECISIONS = dtypes.PRECISIONS
 TARGETS = ("auto", "tensorrt", "torch")
 LOWERINGS = ("plugin", "aot", "decompose")
 INSTANCE_KINDS = ("auto", "cpu", "gpu")
@@ -183,6 +183,20 @@ class Spec:
     def model_names(self) -> str:
         """Comma-separated model names, for messages."""
         return ", ".join(m.name for m in self.models)
+
+    def select(self, names: str | Sequence[str] | None) -> list[ModelSpec]:
+        """The models to work on: all (None), or the named ones (a list, or one comma-separated string).
+
+        Raises:
+            SpecError: No names given, or a name that is not a model of this spec (naming the known ones).
+        """
+        if names is None:
+            return list(self.models)
+        chosen = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+        chosen = [n for n in chosen if n]
+        if not chosen:
+            raise SpecError("--models: no model names given", hint=f"models in {self.path}: {self.model_names()}")
+        return [self.model(n) for n in dict.fromkeys(chosen)]
 
 
 # ------------------------------------------------------------------------------------------------ entry point
@@ -607,16 +621,10 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
 
 
-# Spellings users bring from torch / numpy / Triton for the names trtrepo uses.
-_ALIASES = {
-    "float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
-    "TYPE_FP32": "fp32", "TYPE_FP16": "fp16", "TYPE_BF16": "bf16", "int": "int64", "long": "int64",
-    "TYPE_INT32": "int32", "TYPE_INT64": "int64", "TYPE_BOOL": "bool", "trt": "tensorrt", "pytorch": "torch",
-}
+_TARGET_ALIASES = {"trt": "tensorrt", "pytorch": "torch"}
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    if _ALIASES.get(word) in choices:
-        return f" (did you mean {_ALIASES[word]!r}?)"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if _TARGET_ALIASES.get(word) in choices:
+        return f" (did you mean {_TARGET_ALIASES[word]!r}?)"
+    return dtypes.did_you_mean(word, list(choices))

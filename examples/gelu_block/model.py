@@ -6,16 +6,7 @@ from a fixed torch.Generator seed, so every process builds the same model.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
-
-try:
-    from trtrepo.ops.library import ensure_loaded
-except ImportError:  # run from a checkout without PYTHONPATH: the repository root is two folders up
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from trtrepo.ops.library import ensure_loaded
 
 SEED = 1234
 HIDDEN = 64
@@ -43,6 +34,5 @@ class GeluBlock(torch.nn.Module):
 
 
 def build() -> torch.nn.Module:
-    """The model in eval mode with deterministic weights; loads (building if needed) the custom op library."""
-    ensure_loaded()
+    """The model in eval mode with deterministic weights; `trtrepo build` has loaded the ops."""
     return GeluBlock(torch.Generator().manual_seed(SEED)).eval()

@@ -6,16 +6,7 @@ norm are model outputs (a multi-output custom op end to end). Weights come from 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
-
-try:
-    from trtrepo.ops.library import ensure_loaded
-except ImportError:  # run from a checkout without PYTHONPATH: the repository root is two folders up
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from trtrepo.ops.library import ensure_loaded
 
 SEED = 4321
 HIDDEN = 64
@@ -43,6 +34,5 @@ class SeqBlock(torch.nn.Module):
 
 
 def build() -> torch.nn.Module:
-    """The model in eval mode with deterministic weights; loads (building if needed) the custom op library."""
-    ensure_loaded()
+    """The model in eval mode with deterministic weights; `trtrepo build` has loaded the ops."""
     return SeqBlock(torch.Generator().manual_seed(SEED)).eval()

@@ -16,7 +16,7 @@ PLUGIN_SRC = REPO / "plugin_src"
 
 @pytest.fixture(scope="session")
 def ops_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh cache for this session, also used by ensure_loaded() (the example factories) via TRTREPO_CACHE_DIR."""
+    """A fresh cache for this session, also used by the stages (TRTREPO_CACHE_DIR)."""
     cache = tmp_path_factory.mktemp("trtrepo_cache")
     old = os.environ.get("TRTREPO_CACHE_DIR")
     os.environ["TRTREPO_CACHE_DIR"] = str(cache)

@@ -57,10 +57,11 @@ def _tolerance(dtype: torch.dtype) -> dict[str, float]:
 @pytest.fixture(scope="session")
 def cuda_ops():  # -> BuiltOps
     """The CPU+CUDA op library, built once (cached in TRTREPO_CACHE_DIR or ~/.cache/trtrepo) and loaded."""
-    from trtrepo.ops.build import build_ops, default_cache_dir
+    from trtrepo import settings
+    from trtrepo.ops.build import build_ops
     from trtrepo.ops.library import load_ops
 
-    built = build_ops([PLUGIN_SRC], default_cache_dir(), with_cuda=True)
+    built = build_ops([PLUGIN_SRC], settings.cache_dir(), with_cuda=True)
     assert built.with_cuda
     load_ops(built)
     no_cuda = [name for name in built.descriptions

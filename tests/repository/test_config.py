@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trtrepo.contracts import IOSpec, ModelArtifacts
 from trtrepo.errors import BuildError
 from trtrepo.repository import config as cfg
 from trtrepo.spec import ModelSpec, parse_spec
-from trtrepo.targets.base import IOSpec, ModelArtifacts
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -72,6 +72,7 @@ def _cases() -> dict[str, tuple[ModelSpec, ModelArtifacts, dict[str, object]]]:
         target="torch",
         inputs=(IOSpec("x", "fp32", (-1, 64)), IOSpec("bias", "fp32", (-1, 64))),
         outputs=(IOSpec("y", "fp32", (-1, 64)),),
+        output_names={"y": "y"},
         backend="python",
         parameters={"trtrepo_target": "torch", "EXECUTION_ENV_PATH": "$$TRITON_MODEL_DIRECTORY/env"},
     )
@@ -80,6 +81,7 @@ def _cases() -> dict[str, tuple[ModelSpec, ModelArtifacts, dict[str, object]]]:
         target="tensorrt",
         inputs=(IOSpec("x", "fp16", (2, -1, 32)),),
         outputs=(IOSpec("out", "fp16", (2, -1, 32)),),
+        output_names={"out": "out"},
         platform="tensorrt_plan",
         default_model_filename="model.plan",
         gpu_required=True,
@@ -90,6 +92,7 @@ def _cases() -> dict[str, tuple[ModelSpec, ModelArtifacts, dict[str, object]]]:
         inputs=(IOSpec("a", "bf16", (-1, 3)), IOSpec("ids", "int64", (-1, 5)), IOSpec("mask", "bool", (-1, 5)),
                 IOSpec("n", "int32", (-1, 1))),
         outputs=(IOSpec("y", "fp32", (-1, 3)),),
+        output_names={"y": "y"},
         backend="python",
     )
     return {
@@ -146,7 +149,7 @@ def test_every_dtype_maps_to_a_triton_type() -> None:
 def test_batching_with_static_built_dim0_is_an_error() -> None:
     model, artifacts, _ = CASES["torch_batched"]
     artifacts = ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (8, 64)), artifacts.inputs[1]),
-                               outputs=artifacts.outputs, backend="python")
+                               outputs=artifacts.outputs, output_names={"y": "y"}, backend="python")
     with pytest.raises(BuildError, match=r"models\[0\]: input 'x': built shape \[8, 64\] has no dynamic batch dim"):
         cfg.model_config(model, artifacts)
 
@@ -154,13 +157,13 @@ def test_batching_with_static_built_dim0_is_an_error() -> None:
 def test_sample_warmup_files_are_seeded_opt_inputs() -> None:
     import numpy as np
 
-    from trtrepo.export import example_inputs
+    from trtrepo.samples import sample_inputs
 
     model, artifacts, _ = CASES["torch_batched"]
     files = cfg.warmup_files(model, artifacts)
     assert sorted(files) == ["bias", "x"]
     one = [t.__class__(**{**t.__dict__, "opt": (1, 64)}) for t in model.inputs]
-    expected = example_inputs(tuple(one), "opt", "cpu", seed=model.parity.seed)
+    expected = sample_inputs(tuple(one), "opt", "cpu", seed=model.parity.seed)
     for (name, data), tensor in zip(sorted(files.items(), key=lambda kv: ["x", "bias"].index(kv[0])), expected,
                                     strict=True):
         assert np.array_equal(np.frombuffer(data, dtype="<f4").reshape(1, 64), tensor.numpy()), name

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from trtrepo._hashing import hash_tree, sha256_bytes, sha256_file
+from trtrepo.contracts import IOSpec, ModelArtifacts
 from trtrepo.errors import BuildError, SpecError
+from trtrepo.ops.build import BuiltOps
 from trtrepo.repository import config as cfg
 from trtrepo.repository import writer
-from trtrepo.repository.manifest import MANIFEST_FILENAME, environment, hash_tree, sha256_bytes, sha256_file
+from trtrepo.repository.manifest import MANIFEST_FILENAME, environment
 from trtrepo.spec import Spec, load_spec
-from trtrepo.targets.base import IOSpec, ModelArtifacts
 
 SPEC = """
 repository: repo
@@ -45,16 +47,15 @@ def project(tmp_path: Path) -> Spec:
 
 def artifacts_a(payload: bytes = b"pt2 bytes v1") -> ModelArtifacts:
     return ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (-1, 4)),),
-                          outputs=(IOSpec("y", "fp32", (-1, 4)),),
-                          files={"model.pt2": payload, "model.py": b"# python backend\n"}, backend="python",
-                          record={"eager_device": "cpu"})
+                          outputs=(IOSpec("y", "fp32", (-1, 4)),), output_names={"y": "y"},
+                          files={"model.pt2": payload, "model.py": b"# python backend\n"}, backend="python")
 
 
 def artifacts_b(lib: Path, payload: bytes = b"plan bytes v1") -> ModelArtifacts:
     return ModelArtifacts(target="tensorrt", inputs=(IOSpec("x", "fp32", (3, 4)),),
-                          outputs=(IOSpec("y", "fp32", (3, 4)),),
+                          outputs=(IOSpec("output0", "fp32", (3, 4)),), output_names={"y": "output0"},
                           files={"model.plan": payload}, platform="tensorrt_plan", plugin_libraries=(lib,),
-                          gpu_required=True, record={"lowering": {"trtrepo::bias_gelu": "plugin"}})
+                          gpu_required=True, lowerings={"trtrepo::bias_gelu": "plugin"})
 
 
 def write_both(spec: Spec, out: Path, tmp_path: Path, **kwargs: object) -> Path:
@@ -67,17 +68,14 @@ def leftovers(parent: Path, out: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
-class FakeOps:
-    """The attributes of trtrepo.ops.build.BuiltOps the writer reads (logs sit beside each library)."""
-
-    def __init__(self, root: Path) -> None:
-        self.torch_library = root / "torch" / "libtrtrepo_ops.so"
-        self.trt_plugin_library = None
-        self.ptx: dict[str, Path] = {}
-        self.descriptions: dict[str, object] = {}
-        self.torch_library.parent.mkdir(parents=True)
-        self.torch_library.write_bytes(b"ops")
-        (self.torch_library.parent / "build.log").write_text("ops build log\n")
+def fake_ops(root: Path) -> BuiltOps:
+    """Built ops whose torch library is a stand-in file with its build log beside it (what the writer copies)."""
+    library = root / "torch" / "libtrtrepo_ops.so"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"ops")
+    (library.parent / "build.log").write_text("ops build log\n")
+    return BuiltOps(descriptions={}, torch_library=library, with_cuda=False, ptx={}, trt_plugin_library=None,
+                    hashes={"torch_library": sha256_bytes(b"ops")})
 
 
 def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
@@ -86,7 +84,7 @@ def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
     (logs / "b" / "engine.log").write_text("engine build log\n")
     (logs / "a.export.log").write_text("export of a\n")
     (logs / "build.log").write_text("the whole build\n")
-    out = write_both(project, project.repository, tmp_path, log_dir=logs, ops=FakeOps(tmp_path / "cache"))
+    out = write_both(project, project.repository, tmp_path, log_dir=logs, ops=fake_ops(tmp_path / "cache"))
 
     assert out == project.repository
     # every root folder is a model folder: tritonserver polls each one as a model
@@ -118,7 +116,9 @@ def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:
     assert (a["target"], a["precision"], a["version"], b["target"]) == ("torch", "fp32", 1, "tensorrt")
     assert a["inputs"] == [{"name": "x", "dtype": "fp32", "shape": [-1, 4]}]
     assert b["plugin_libraries"] == ["plugins/libtrtrepo_plugins.so"] and a["plugin_libraries"] == []
-    assert b["record"] == {"lowering": {"trtrepo::bias_gelu": "plugin"}}
+    assert b["lowerings"] == {"trtrepo::bias_gelu": "plugin"}
+    assert (a["output_names"], b["output_names"]) == ({"y": "y"}, {"y": "output0"})
+    assert manifest["ops"] == {"ops": [], "with_cuda": False, "hashes": {"torch_library": sha256_bytes(b"ops")}}
     for record in (a, b):
         assert record["files"], "every artifact file is hashed"
         for rel, digest in record["files"].items():
@@ -322,21 +322,3 @@ def test_kept_tensorrt_model_takes_the_rebuilt_library(project: Spec, tmp_path: 
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert manifest["models"]["b"]["files"][f"b/plugins/{lib.name}"] == sha256_bytes(b"\x7fELF plugin library v2")
     assert manifest["plugins"][f"b/plugins/{lib.name}"] == manifest["plugins"][f"a/plugins/{lib.name}"]
-
-
-def test_old_root_folders_go_and_old_layout_models_must_be_rebuilt(project: Spec, tmp_path: Path) -> None:
-    """A repository of the layout with plugins/ and logs/ at the root: rewritten without them; a kept model that
-    still looks for its library at the root is refused (it would not load) and the old repository stays."""
-    out = write_both(project, project.repository, tmp_path)
-    for legacy in ("plugins", "logs"):
-        (out / legacy).mkdir()
-        (out / legacy / "x").write_text("old\n")
-    write_both(project, out, tmp_path)
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a", "b"]
-
-    (out / "plugins").mkdir()
-    (out / "b" / "plugins" / "libtrtrepo_plugins.so").rename(out / "plugins" / "libtrtrepo_plugins.so")
-    before = hash_tree(out)
-    with pytest.raises(BuildError, match=r"kept model 'b' was written with its libraries at the repository root"):
-        writer.write_repository(project, {"a": (project.model("a"), artifacts_a())}, out, environment={})
-    assert hash_tree(out) == before

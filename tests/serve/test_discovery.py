@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from trtrepo.contracts import Creator
 from trtrepo.errors import ServeError
+from trtrepo.repository.manifest import Manifest, ServingRecord
 from trtrepo.serve import (
     TritonServer,
     backend_directory,
@@ -83,7 +85,7 @@ def test_command_is_a_plain_repository_launch(tmp_path: Path) -> None:
     assert env["TRTREPO_PYTHONPATH"] == server.env["TRTREPO_PYTHONPATH"] and words[3:] == server.command
 
 
-CREATOR = {"name": "TrtrepoBiasGelu", "version": "1", "namespace": "trtrepo"}
+CREATOR = Creator("TrtrepoBiasGelu", "1", "trtrepo")
 
 
 def _trt_model(repo: Path, name: str, lib: bytes | None) -> dict:
@@ -97,12 +99,16 @@ def _trt_model(repo: Path, name: str, lib: bytes | None) -> dict:
         libs = ["plugins/libp.so"]
     ops = "".join(f'model_operations {{ op_library_filename: "{p}" }}\n' for p in libs)
     (folder / "config.pbtxt").write_text(f'name: "{name}"\nplatform: "tensorrt_plan"\n{ops}')
-    record = {"plugins": [CREATOR], "plugin_creators": {"libp.so": [CREATOR]} if lib is not None else {}}
-    return {"target": "tensorrt", "plugin_libraries": libs, "record": record}
+    record = ServingRecord(target="tensorrt", version=1, precision="fp32", inputs=(), outputs=(), output_names={},
+                           platform="tensorrt_plan", plugin_libraries=tuple(libs), required_creators=(CREATOR,),
+                           library_creators={"libp.so": (CREATOR,)} if lib is not None else {})
+    return record.to_dict()
 
 
 def _manifest(repo: Path, models: dict) -> None:
-    (repo / "trtrepo-manifest.json").write_text(json.dumps({"models": models}))
+    records = {name: ServingRecord.from_dict(raw) for name, raw in models.items()}
+    manifest = Manifest(environment={}, spec_path="", spec_sha256="", device="cpu", models=records)
+    (repo / "trtrepo-manifest.json").write_text(json.dumps(manifest.to_dict()))
 
 
 def test_identical_per_model_plugin_copies_load_once(tmp_path: Path) -> None:
@@ -118,7 +124,7 @@ def test_identical_per_model_plugin_copies_load_once(tmp_path: Path) -> None:
     (repo / "b" / "plugins" / "libp.so").write_bytes(b"lib v1 patched")
     with pytest.raises(ServeError, match="registered by 2 different libraries"):
         repository_plugin_libraries(repo)
-    models["b"]["record"]["plugin_creators"] = {}  # no creator facts for b's copy: no clash known, both load
+    models["b"]["library_creators"] = {}  # no creator facts for b's copy: no clash known, both load
     _manifest(repo, models)
     assert repository_plugin_libraries(repo) == [first, (repo / "b" / "plugins" / "libp.so").resolve()]
 

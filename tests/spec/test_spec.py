@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from trtrepo._hashing import hash_tree
 from trtrepo.cli import main
 from trtrepo.errors import SpecError
-from trtrepo.repository.manifest import hash_tree
 from trtrepo.spec import load_spec
 
 HERE = Path(__file__).resolve().parent

@@ -288,7 +288,7 @@ def test_repository_records_the_lowering(builds: Builds, example: str, lowering:
     built = builds.get(example, lowering)
     entry = built.entry
     assert entry["target"] == "tensorrt" and entry["platform"] == "tensorrt_plan"
-    assert entry["record"]["lowerings"] == {op: lowering for op in OPS}
+    assert entry["lowerings"] == {op: lowering for op in OPS}
     assert built.plan.is_file() and built.plan.stat().st_size > 0
 
 
@@ -297,9 +297,9 @@ def test_config_names_and_dtypes_equal_the_engine(builds: Builds, example: str, 
     """config.pbtxt must name and type every tensor as the ENGINE does (read back from the plan)."""
     from tritonclient.grpc import model_config_pb2
 
+    from trtrepo.dtypes import from_tensorrt as dtype_from_trt
     from trtrepo.repository.config import parse_text, triton_dtype
     from trtrepo.tensorrt.engine_io import EngineTensor, order_outputs
-    from trtrepo.tensorrt.opfacts import dtype_from_trt
 
     built = builds.get(example, lowering)
     tensors = [EngineTensor(t["name"], t["is_input"], t["dtype"], tuple(t["shape"]))
@@ -321,7 +321,7 @@ def test_config_names_and_dtypes_equal_the_engine(builds: Builds, example: str, 
     for item, t in zip(config.output, engine_outputs, strict=True):
         assert model_config_pb2.DataType.Name(item.data_type) == triton_dtype(dtype_from_trt(t.dtype)), item.name
         assert list(item.dims) == dims(t), item.name
-    mapping = built.entry["record"]["output_names"]
+    mapping = built.entry["output_names"]
     assert [mapping[o.name] for o in built.model.outputs] == [t.name for t in engine_outputs]
     precision = built.model.precision
     assert {dtype_from_trt(t.dtype) for t in tensors} == {precision}
@@ -338,7 +338,7 @@ def test_plan_matches_eager_across_the_profile(builds: Builds, example: str, low
     built = builds.get(example, lowering)
     got = built.run_plan()["outputs"]
     refs = np.load(built.refs)
-    mapping = built.entry["record"]["output_names"]
+    mapping = built.entry["output_names"]
     cases = sorted({k.split("__")[0] for k in refs.files})
     assert {"min", "opt", "max"} <= set(cases)
     failures = []
@@ -358,7 +358,7 @@ def test_plugin_repository_ships_the_library_and_launch_lists_it(builds: Builds,
     rel = f"plugins/{PLUGIN_LIBRARY}"
     assert built.entry["plugin_libraries"] == [rel]
     assert (built.model_dir / rel).is_file()
-    creators = built.entry["record"]["plugins"]
+    creators = built.entry["required_creators"]
     assert sorted(c["name"] for c in creators) == ["TrtrepoBiasGelu", "TrtrepoFusedAddRmsNorm"]
     launch = built.repository / "launch.sh"
     text = launch.read_text()
@@ -394,13 +394,13 @@ def test_aot_and_decompose_plans_run_without_any_library(builds: Builds, example
 
     built = builds.get(example, lowering)
     assert built.entry["plugin_libraries"] == [] and built.libraries() == []
-    assert built.entry["record"]["plugins"] == [] and built.entry["record"]["plugin_creators"] == {}
+    assert built.entry["required_creators"] == [] and built.entry["library_creators"] == {}
     assert not (built.model_dir / "plugins").exists()
     assert not (built.repository / "launch.sh").exists()
     run = built.run_plan(libraries=[])
     assert run["report"]["trtrepo_libraries_mapped"] == []
     refs = np.load(built.refs)
-    mapping = built.entry["record"]["output_names"]
+    mapping = built.entry["output_names"]
     for out in built.model.outputs:
         atol, rtol = output_tolerance(built.model, out.name)
         result = compare(out.name, run["outputs"][f"opt__{mapping[out.name]}"], refs[f"opt__{out.name}"], atol, rtol)
@@ -416,7 +416,7 @@ def test_real_plugin_library_registers_the_recorded_creators(builds: Builds) -> 
     proc = _run([str(driver), library], RUN_TIMEOUT_S, f"listing the creators of {library}")
     line = next(x for x in proc.stdout.splitlines() if x.startswith("CREATORS "))
     registered = json.loads(line.removeprefix("CREATORS "))
-    recorded = built.entry["record"]["plugin_creators"][PLUGIN_LIBRARY]
+    recorded = built.entry["library_creators"][PLUGIN_LIBRARY]
     key = lambda c: (c["namespace"], c["name"], c["version"])  # noqa: E731
     assert sorted(registered, key=key) == sorted(recorded, key=key)
     assert {c["namespace"] for c in registered} == {"trtrepo"}
@@ -425,9 +425,10 @@ def test_real_plugin_library_registers_the_recorded_creators(builds: Builds) -> 
 def test_creator_clash_between_two_copies_of_the_real_library(builds: Builds, tmp_path: Path) -> None:
     """Two model folders with the real library: same bytes load once; different bytes (a copy with one byte
     appended: not loadable, but the check never dlopens) registering the same creators are refused."""
+    from trtrepo.contracts import Creator
     from trtrepo.errors import ServeError
+    from trtrepo.repository.plugins import find_plugin_problems
     from trtrepo.serve import repository_plugin_libraries
-    from trtrepo.tensorrt.checks import Creator, find_plugin_problems
 
     built = builds.get("gelu_block", "plugin")
     repo = tmp_path / "repo"
@@ -448,7 +449,7 @@ def test_creator_clash_between_two_copies_of_the_real_library(builds: Builds, tm
         repository_plugin_libraries(repo)
 
     # the same verdict from the data-level function, on the real library's recorded creators
-    creators = [Creator.from_dict(c) for c in built.entry["record"]["plugin_creators"][PLUGIN_LIBRARY]]
+    creators = [Creator.from_dict(c) for c in built.entry["library_creators"][PLUGIN_LIBRARY]]
     a, b = str(first), str((repo / twin / "plugins" / PLUGIN_LIBRARY).resolve())
     problems = find_plugin_problems({name: creators}, {a: creators, b: creators}, {a: "sha-a", b: "sha-b"})
     assert len(problems) == len(creators) and all("2 different libraries" in p.message for p in problems)

@@ -101,8 +101,8 @@ def test_aot_impl_passes_scalars_in_entry_order(which: str, shape: tuple[int, ..
                                                 attrs: dict[str, float], expected: dict[str, int],
                                                 request: pytest.FixtureRequest, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from trtrepo import dtypes
     from trtrepo.tensorrt import lowering, tt_adapter
-    from trtrepo.tensorrt.opfacts import TRT_DATATYPES
 
     op: OpDescription = request.getfixturevalue(which)
     assert op.kernel is not None
@@ -119,7 +119,7 @@ def test_aot_impl_passes_scalars_in_entry_order(which: str, shape: tuple[int, ..
 
     lowering.register_aot_plugin(op, ptx)
     assert captured["converter"] == op.name
-    desc = types.SimpleNamespace(dtype=types.SimpleNamespace(name=TRT_DATATYPES[dtype]), shape_expr=_Shape(shape),
+    desc = types.SimpleNamespace(dtype=types.SimpleNamespace(name=dtypes.get(dtype).tensorrt), shape_expr=_Shape(shape),
                                  ndim=len(shape))
     values = [attrs.get(a.name, a.default) for a in op.attributes]
     entry, code, params, extra = captured["aot_impl"](*[desc] * len(op.inputs), *values, (desc,), 0)

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from trtrepo.contracts import Creator
 from trtrepo.errors import ServeError
 from trtrepo.ops.description import OpDescription
-from trtrepo.tensorrt.checks import (
-    Creator,
+from trtrepo.repository.launch import launch_script
+from trtrepo.repository.plugins import (
     check_plugins,
     check_tensorrt_versions,
-    creators_from_ops,
     find_plugin_problems,
-    launch_script,
     plugin_backend_config,
     tensorrt_version_problem,
     unique_libraries,
     version_tuple,
 )
+from trtrepo.tensorrt.opfacts import creators_from_ops
 
 GELU = Creator("TrtrepoBiasGelu", "1", "trtrepo")
 RMS = Creator("TrtrepoFusedAddRmsNorm", "1", "trtrepo")
@@ -31,7 +31,7 @@ RMS = Creator("TrtrepoFusedAddRmsNorm", "1", "trtrepo")
 def test_creators_from_real_descriptions(bias_gelu: OpDescription, rms_norm: OpDescription) -> None:
     assert creators_from_ops([bias_gelu, rms_norm]) == [GELU, RMS]
     assert creators_from_ops([dataclasses.replace(bias_gelu, plugin=None), rms_norm]) == [RMS]
-    assert Creator.from_dict(GELU.as_dict()) == GELU
+    assert Creator.from_dict(GELU.to_dict()) == GELU
 
 
 def test_all_provided_once_is_clean() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from trtrepo.contracts import IOSpec
 from trtrepo.errors import BuildError
-from trtrepo.targets.base import IOSpec
 from trtrepo.tensorrt.engine_io import EngineTensor, order_outputs, resolve_engine_io
 
 
@@ -42,6 +42,6 @@ def test_mismatches_are_build_errors() -> None:
         resolve_engine_io(_engine("output0"), ["x", "bias"], ["y"])
     with pytest.raises(BuildError, match="engine has 2 outputs"):
         resolve_engine_io(_engine("output0", "output1"), ["x", "residual"], ["y"])
-    with pytest.raises(BuildError, match="no Triton mapping"):
+    with pytest.raises(BuildError, match="TensorRT dtype INT8 has no trtrepo dtype"):
         resolve_engine_io([EngineTensor("x", True, "INT8", (1,)), EngineTensor("output0", False, "HALF", (1,))],
                           ["x"], ["y"])

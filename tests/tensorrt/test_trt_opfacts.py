@@ -11,13 +11,11 @@ import pytest
 from trtrepo.errors import BuildError, SpecError
 from trtrepo.ops.description import Attribute, OpDescription, OutputRule, PluginInfo
 from trtrepo.tensorrt.opfacts import (
-    dtype_from_trt,
     float_bits,
     output_shapes,
     plugin_fields,
     require_plugin,
     split_args,
-    trt_datatype_name,
 )
 
 WriteOp = Callable[[str], OpDescription]
@@ -91,17 +89,6 @@ def test_split_args_errors(bias_gelu: OpDescription) -> None:
         split_args(bias_gelu, ("X", "B"), {"alpha": 1})
     with pytest.raises(BuildError, match="positional args"):
         split_args(bias_gelu, ("X", "B", 3), {})
-
-
-def test_dtype_mapping_round_trip() -> None:
-    for name in ("fp32", "fp16", "bf16", "int32", "int64", "bool"):
-        assert dtype_from_trt(trt_datatype_name(name)) == name
-        assert dtype_from_trt("DataType." + trt_datatype_name(name)) == name
-    assert trt_datatype_name("fp16") == "HALF"
-    with pytest.raises(BuildError, match="no Triton mapping"):
-        dtype_from_trt("FP8")
-    with pytest.raises(BuildError, match="no TensorRT mapping"):
-        trt_datatype_name("fp64")
 
 
 def test_output_shapes_follow_like_rules(rms_norm: OpDescription, write_op: WriteOp) -> None:

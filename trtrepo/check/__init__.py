@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-ENV_TIMEOUT = "TRTREPO_CHECK_TIMEOUT"
-DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_READY_TIMEOUT = 180.0
 
 Progress = Callable[[str], None]
@@ -77,25 +74,28 @@ def run_check(
         SpecError: Bad model.yaml, unknown model or protocol.
         ServeError: The server cannot be started or reached, a model never becomes ready, or the server dies.
     """
-    from trtrepo import deps
-    from trtrepo.build import build_and_load_ops, cache_path, select_models
+    from trtrepo import deps, settings
     from trtrepo.check.report import CheckReport
+    from trtrepo.ops.stage import prepare_ops
+    from trtrepo.repository.reader import read_repository
     from trtrepo.spec import load_spec
 
     started = time.monotonic()
     spec = load_spec(spec_path)
-    chosen = select_models(spec, list(models) if models else None)
+    chosen = spec.select(list(models) if models else None)
     protocols = _protocols(protocols, url_http, url_grpc)
-    timeout = request_timeout or float(os.environ.get(ENV_TIMEOUT, DEFAULT_REQUEST_TIMEOUT))
+    timeout = request_timeout or settings.check_timeout()
     ready_timeout = max(DEFAULT_READY_TIMEOUT, timeout)
     deps.require("torch", "trtrepo check")
     deps.require("tritonclient", "trtrepo check")
     device = "cuda" if deps.has_cuda_torch() else "cpu"
 
     progress(f"spec: {spec.path} ({', '.join(m.name for m in chosen)}; {', '.join(protocols)}; eager on {device})")
-    build_and_load_ops(spec, chosen, {m.name: "torch" for m in chosen}, cache_path(spec), progress)
+    prepare_ops(spec, chosen, progress=progress)
     repo = Path(repository).resolve() if repository else spec.repository
-    served_names = {m.name: _served_output_names(m, repo) for m in chosen}
+    view = read_repository(repo) if repo.is_dir() else None
+    served_names = {m.name: (view.served_output_names(m.name, [o.name for o in m.outputs]) if view is not None
+                             else [o.name for o in m.outputs]) for m in chosen}
     references = {m.name: _eager_references(spec, m, device, progress) for m in chosen}
 
     report = CheckReport(spec=str(spec.path), environment=_environment(device))
@@ -152,22 +152,6 @@ def _protocols(protocols: Sequence[str], url_http: str | None, url_grpc: str | N
     return chosen
 
 
-def _served_output_names(model: ModelSpec, repository: Path) -> list[str]:
-    """Served output names in spec order: the manifest's ``record.output_names`` if present, else the spec's."""
-    from trtrepo.serve import _read_manifest
-
-    entry = _read_manifest(repository).get("models", {}).get(model.name) if repository.is_dir() else None
-    names = None
-    if isinstance(entry, dict):
-        names = (entry.get("record") or {}).get("output_names")
-    if not names:
-        return [o.name for o in model.outputs]
-    if len(names) != len(model.outputs):
-        raise ServeError(f"{repository}/trtrepo-manifest.json: model {model.name!r} serves {len(names)} outputs "
-                         f"{names}, the spec lists {len(model.outputs)}", hint="rebuild with trtrepo build")
-    return [str(n) for n in names]
-
-
 def _eager_references(spec: Spec, model: ModelSpec, device: str,
                       progress: Progress) -> list[tuple[InputCase, list[Any]]]:
     """Every case of the model with the eager outputs (numpy) on its inputs."""
@@ -214,10 +198,10 @@ def _endpoints(repository: Path, url_http: str | None, url_grpc: str | None, tri
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                  references: list[tuple[InputCase, list[Any]]], server: TritonServer | None, timeout: float,
                  ready_timeout: float, progress: Progress) -> None:
+    from trtrepo import dtypes
     from trtrepo.check.client import RequestFailed, TritonClient, infer_concurrently
-    from trtrepo.check.inputs import TRITON_DTYPES
 
-    datatypes = {t.name: TRITON_DTYPES[t.dtype] for t in model.inputs}
+    datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
     with TritonClient(protocol, url, timeout) as client:
         _guard(server, lambda: client.wait_model_ready(model.name, ready_timeout))
         singles = [(c, e) for c, e in references if not c.group]

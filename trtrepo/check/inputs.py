@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trtrepo import dtypes
+
 if TYPE_CHECKING:
     import torch
 
@@ -28,8 +30,6 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 INT_HIGH = 100
-TRITON_DTYPES = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
-NUMPY_DTYPES = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _arrays(tensors: tuple[TensorSpec, ...], shapes: Mapping[str, tuple[int, ...
         elif t.dtype == "bool":
             value = rng.integers(0, 2, shape).astype(np.bool_)
         else:
-            value = rng.integers(0, INT_HIGH, shape).astype(NUMPY_DTYPES[t.dtype])
+            value = rng.integers(0, INT_HIGH, shape).astype(dtypes.to_numpy(t.dtype))
         out[t.name] = value
     return out
 

@@ -15,7 +15,7 @@ Environment:
     TRTREPO_CUDA_ARCHS: CUDA architectures, e.g. ``80;90`` (also ``sm_90``, ``compute_90a``, ``9.0``). Default for
         the CUDA torch library: the visible GPU's, else 90; for PTX: the lowest given, else 80 (PTX is JIT-compiled
         forward by the driver, so the lowest one runs everywhere).
-    TRTREPO_CACHE_DIR: Cache root used by :func:`default_cache_dir` (default ``<repo top>/.trtrepo_cache``).
+    TRTREPO_CACHE_DIR: Cache root (``trtrepo.settings.cache_dir``).
     TENSORRT_ROOT / TRTREPO_TENSORRT_ROOT: Where TensorRT is installed (``include/NvInfer.h``, ``lib/libnvinfer.so``).
     TRTREPO_BUILD_JOBS: Parallel compiler processes (default: CPU count).
     CXX: Host compiler (default ``c++``).
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -41,7 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtrepo import deps
+from trtrepo import deps, settings
+from trtrepo._hashing import content_key, sha256_file
 from trtrepo.errors import BuildError, MissingDependencyError
 from trtrepo.ops.description import OpDescription, discover_ops
 
@@ -86,19 +86,6 @@ class BuiltOps:
     ptx: dict[str, Path]
     trt_plugin_library: Path | None
     hashes: dict[str, str]
-
-
-def default_cache_dir(repo_top: Path | None = None) -> Path:
-    """TRTREPO_CACHE_DIR, else ``$XDG_CACHE_HOME/trtrepo`` (``~/.cache/trtrepo``).
-
-    One cache for every entry point (build, check, bench, the example factories): artifacts are keyed by the hash
-    of their sources and flags, so sharing is safe, and a second folder would only mean a second compile.
-    ``repo_top`` is accepted for callers of the earlier signature and ignored.
-    """
-    env = os.environ.get("TRTREPO_CACHE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser().resolve() / "trtrepo"
 
 
 def parse_archs(value: str) -> list[str]:
@@ -248,7 +235,7 @@ def _run_steps(steps: Sequence[_Step], final: Sequence[_Step], cwd: Path, progre
     log.write_text("")
     _write_reproduce(cwd, [*steps, *final])
     total = len(steps) + len(final)
-    jobs = max(1, int(os.environ.get("TRTREPO_BUILD_JOBS", os.cpu_count() or 1)))
+    jobs = settings.build_jobs()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_run_step, s, cwd, log, progress, f"[{i + 1}/{total}]") for i, s in enumerate(steps)]
         for fut in futures:
@@ -269,19 +256,11 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _content_hash(files: Sequence[Path], extra: object) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps(extra, sort_keys=True, default=str).encode())
-    for f in sorted(set(files)):
-        h.update(str(f.name).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+    return content_key([(f.name, f) for f in files], extra)
 
 
 def _cached_build(folder: Path, artifacts: Sequence[str], build: Callable[[], None], progress: Progress,
@@ -458,7 +437,7 @@ def _build_trt_plugins(descs: dict[str, OpDescription], roots: list[Path], cache
                                 "cmake": _tool_version(cmake), "cxx": _tool_version(_cxx())})
     folder = cache_dir / "trt" / key[:16]
     lib_name = f"lib{TRT_TARGET}.so"
-    jobs = str(max(1, int(os.environ.get("TRTREPO_BUILD_JOBS", os.cpu_count() or 1))))
+    jobs = str(settings.build_jobs())
     configure = _Step("cmake configure", (cmake, "-S", str(root), "-B", str(folder / "cmake"),
                                           f"-DTENSORRT_ROOT={trt_root}", f"-DCMAKE_CUDA_ARCHITECTURES={archs}",
                                           f"-DCMAKE_CUDA_COMPILER={nvcc}", "-DCMAKE_BUILD_TYPE=Release"))
@@ -527,12 +506,13 @@ def build_ops(sources: Sequence[Path], cache_dir: Path, *, with_cuda: bool | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m trtrepo.ops.build [plugin_src] [cache_dir]``: build and print the artifacts (for scripts)."""
+    """``python -m trtrepo.ops.build PLUGIN_SRC [CACHE_DIR]``: build and print the artifacts (for scripts)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    top = Path(__file__).resolve().parents[2]
-    src = Path(args[0]) if args else top / "plugin_src"
-    cache = Path(args[1]) if len(args) > 1 else default_cache_dir(top)
-    built = build_ops([src], cache, progress=print)
+    if not args:
+        print("usage: python -m trtrepo.ops.build PLUGIN_SRC [CACHE_DIR]", file=sys.stderr)
+        return 2
+    cache = Path(args[1]) if len(args) > 1 else settings.cache_dir()
+    built = build_ops([Path(args[0])], cache, progress=print)
     print(json.dumps({"torch_library": str(built.torch_library), "with_cuda": built.with_cuda,
                       "ptx": {k: str(v) for k, v in built.ptx.items()}, "hashes": built.hashes}, indent=1))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +24,6 @@ LOGGER = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _LOADED_LIBRARIES: set[Path] = set()
 _FAKES: set[str] = set()
-_LAST_LOADED: BuiltOps | None = None
-
-
-def repo_top() -> Path:
-    """The repository root (the folder holding plugin_src/ and trtrepo/)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def make_fake(desc: OpDescription) -> Callable[..., Any]:
@@ -107,7 +101,6 @@ def load_ops(built: BuiltOps) -> None:
         BuildError: The library does not load, it does not define an op its op.yaml declares, or only some of its
             ops are already defined by another library.
     """
-    global _LAST_LOADED
     present = [name for name, desc in built.descriptions.items() if _defined(desc)]
     if Path(built.torch_library).resolve() in _LOADED_LIBRARIES or len(present) < len(built.descriptions):
         if present and Path(built.torch_library).resolve() not in _LOADED_LIBRARIES:
@@ -122,28 +115,17 @@ def load_ops(built: BuiltOps) -> None:
                              hint=f"add TORCH_LIBRARY_FRAGMENT({desc.namespace}, m) {{ m.def(...) }} to the binding")
     with _LOCK:
         register_fakes(built.descriptions)
-    _LAST_LOADED = built
 
 
-def ensure_loaded(with_cuda: bool | None = None) -> BuiltOps | None:
-    """Make the repository's ops (``<repo top>/plugin_src``) callable as ``torch.ops.trtrepo.*``, building the
-    library into the cache (``trtrepo.ops.build.default_cache_dir()``) if it is not built yet.
+def ensure_loaded(sources: Sequence[Path | str], with_cuda: bool | None = None) -> BuiltOps:
+    """Build (into the cache, if not built yet) and load the ops of ``sources`` for use outside trtrepo's stages.
 
-    Example factories call this. When the ops are already defined in this process (load_ops ran, e.g. in the build
-    stage, or the .so was loaded directly) it builds nothing and returns the last BuiltOps loaded (None if the
-    library was loaded without load_ops).
+    trtrepo's own stages load a spec's ``plugin_sources`` before they call a factory, so a factory never needs this;
+    it is for scripts and notebooks that run a model by hand.
     """
-    from trtrepo.ops.description import discover_ops
+    from trtrepo import settings
+    from trtrepo.ops.build import build_ops
 
-    top = repo_top()
-    descs = discover_ops([top / "plugin_src"])
-    if all(_defined(d) for d in descs.values()):
-        if _LAST_LOADED is None:
-            with _LOCK:
-                register_fakes(descs)
-        return _LAST_LOADED
-    from trtrepo.ops.build import build_ops, default_cache_dir
-
-    built = build_ops([top / "plugin_src"], default_cache_dir(top), with_cuda=with_cuda)
+    built = build_ops([Path(s) for s in sources], settings.cache_dir(), with_cuda=with_cuda)
     load_ops(built)
     return built

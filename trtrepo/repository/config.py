@@ -12,29 +12,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import dtypes
 from trtrepo.errors import BuildError, MissingDependencyError
 
 if TYPE_CHECKING:
+    from trtrepo.contracts import IOSpec, ModelArtifacts
     from trtrepo.spec import ModelSpec, TensorSpec
-    from trtrepo.targets.base import IOSpec, ModelArtifacts
 
 LOGGER = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "config.pbtxt"
 WARMUP_DIRNAME = "warmup"  # Triton reads input_data_file from <model>/warmup/
-
-TRITON_DTYPES = {
-    "fp32": "TYPE_FP32",
-    "fp16": "TYPE_FP16",
-    "bf16": "TYPE_BF16",
-    "int32": "TYPE_INT32",
-    "int64": "TYPE_INT64",
-    "bool": "TYPE_BOOL",
-}
-
-# little-endian numpy dtypes for raw warm-up files; bf16 has no numpy dtype and is written as its 16 raw bits
-_RAW_DTYPES = {"fp32": "<f4", "fp16": "<f2", "bf16": "<u2", "int32": "<i4", "int64": "<i8", "bool": "|u1"}
-
 
 def _pb() -> Any:
     try:
@@ -51,10 +39,7 @@ def _pb() -> Any:
 
 def triton_dtype(name: str) -> str:
     """trtrepo dtype name (``fp32``) → Triton DataType name (``TYPE_FP32``)."""
-    try:
-        return TRITON_DTYPES[name]
-    except KeyError:
-        raise BuildError(f"dtype {name!r} has no Triton type; known: {', '.join(TRITON_DTYPES)}") from None
+    return dtypes.get(name).config
 
 
 def instance_kind(kind: str, *, gpu_required: bool, device: str) -> str:
@@ -188,7 +173,7 @@ def warmup_files(model: ModelSpec, artifacts: ModelArtifacts) -> dict[str, bytes
     warmup = model.triton.warmup
     if not warmup.enabled or warmup.data != "sample":
         return {}
-    from trtrepo.export import example_inputs
+    from trtrepo.samples import sample_inputs
 
     batching = model.triton.max_batch_size > 0
     pairs = _warmup_tensors(model, artifacts)
@@ -199,7 +184,7 @@ def warmup_files(model: ModelSpec, artifacts: ModelArtifacts) -> dict[str, bytes
         if batch is not None:
             shape = (batch, *shape[1:])
         specs.append(dataclasses.replace(spec, dtype=built.dtype, opt=shape))
-    tensors = example_inputs(tuple(specs), "opt", "cpu", seed=model.parity.seed)
+    tensors = sample_inputs(tuple(specs), "opt", "cpu", seed=model.parity.seed)
     files = {}
     for (built, _), tensor in zip(pairs, tensors, strict=True):
         files[built.name] = raw_bytes(tensor, built.dtype)
@@ -215,7 +200,7 @@ def raw_bytes(tensor: Any, dtype: str) -> bytes:
         t = t.view(torch.int16)
     elif dtype == "bool":
         t = t.to(torch.uint8)
-    return bytes(t.numpy().astype(_RAW_DTYPES[dtype], copy=False).tobytes())
+    return bytes(t.numpy().astype(dtypes.get(dtype).raw, copy=False).tobytes())
 
 
 def to_text(config: Any) -> str:

@@ -1,4 +1,6 @@
-"""The deployment record (``trtrepo-manifest.json``): environment facts and artifact hashes.
+"""The deployment record (``trtrepo-manifest.json``): environment facts, artifact hashes and one typed
+:class:`ServingRecord` per model, which serve, check and the lanes read back through
+:mod:`trtrepo.repository.reader` (never by string keys).
 
 Environment facts are cheap: package versions come from installed metadata (no import), torch is asked about CUDA
 only when it is already imported (a build has imported it; ``trtrepo doctor`` asks explicitly), TensorRT is never
@@ -7,23 +9,25 @@ imported here, and the driver comes from ``nvidia-smi`` when it exists.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trtrepo.contracts import JSON, BuildFacts, Creator, IOSpec
+from trtrepo.errors import TrtrepoError
 
 LOGGER = logging.getLogger(__name__)
 
 MANIFEST_FILENAME = "trtrepo-manifest.json"
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 2
 
 # distribution names whose version the manifest records (several names: whichever is installed)
 _DISTRIBUTIONS = {
@@ -34,40 +38,6 @@ _DISTRIBUTIONS = {
     "nvidia_pytriton": ("nvidia-pytriton",),
     "numpy": ("numpy",),
 }
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def hash_tree(root: Path, skip: Iterable[str] = ()) -> dict[str, str]:
-    """Relative posix path → sha256 of every regular file under ``root`` (sorted; symlinks by their target text).
-
-    Args:
-        root: The folder.
-        skip: Relative paths (files or folders) to leave out.
-    """
-    skipped = set(skip)
-    out: dict[str, str] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if rel in skipped or any(rel.startswith(s + "/") for s in skipped):
-            continue
-        if path.is_symlink():
-            out[rel] = "symlink:" + os.readlink(path)
-        elif path.is_file():
-            out[rel] = sha256_file(path)
-    return out
 
 
 def package_version(key: str) -> str | None:
@@ -149,19 +119,214 @@ def environment(import_torch: bool = False) -> dict[str, Any]:
     return env
 
 
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+
+
+class ManifestError(TrtrepoError):
+    """A manifest that cannot be read back: not JSON, not this schema, or a field of the wrong shape."""
+
+
+@dataclass(frozen=True)
+class ServingRecord:
+    """One model of the repository as served: what serve, check and the lanes need to know about it.
+
+    Attributes:
+        target: ``torch`` or ``tensorrt``.
+        version: The version folder built.
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        platform: config.pbtxt platform (``tensorrt_plan``) or None.
+        backend: config.pbtxt backend (``python``) or None.
+        inputs: Served inputs (names, dtypes, full shapes with -1 for dynamic dims).
+        outputs: Served outputs, in the spec's output order.
+        output_names: Spec output name → served tensor name (a plan names its outputs ``output0``…).
+        plugin_libraries: Libraries the model needs at serve time, relative to its model folder.
+        custom_ops: ``ns::op`` of every custom op the exported program calls.
+        lowerings: Custom op → its TensorRT lowering (``plugin``, ``aot``, ``decompose``); empty for torch.
+        required_creators: Plugin creators the plan needs at serve time (ops lowered ``plugin``).
+        library_creators: Library file name → creators it registers (from the op descriptions it was built from).
+        versions: Versions that built the artifact (``torch``, ``tensorrt``, ``torch_tensorrt``) where they matter.
+        export_device: ``cuda`` or ``cpu``: where the program was exported.
+        build: How the target built it.
+        files: Repository-relative path → sha256 of every file of the model folder (logs excluded).
+        spec: The model.yaml this model was built from.
+    """
+
+    target: str
+    version: int
+    precision: str
+    inputs: tuple[IOSpec, ...]
+    outputs: tuple[IOSpec, ...]
+    output_names: dict[str, str]
+    platform: str | None = None
+    backend: str | None = None
+    plugin_libraries: tuple[str, ...] = ()
+    custom_ops: tuple[str, ...] = ()
+    lowerings: dict[str, str] = field(default_factory=dict)
+    required_creators: tuple[Creator, ...] = ()
+    library_creators: dict[str, tuple[Creator, ...]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    export_device: str = "cpu"
+    build: BuildFacts = field(default_factory=BuildFacts)
+    files: dict[str, str] = field(default_factory=dict)
+    spec: str = ""
+
+    def served_output_names(self) -> list[str]:
+        """The served output names in the spec's output order."""
+        return list(self.output_names.values())
+
+    def to_dict(self) -> dict[str, JSON]:
+        """JSON form (one entry of the manifest's ``models``)."""
+        return {
+            "target": self.target,
+            "version": self.version,
+            "precision": self.precision,
+            "platform": self.platform,
+            "backend": self.backend,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "output_names": dict(self.output_names),
+            "plugin_libraries": list(self.plugin_libraries),
+            "custom_ops": list(self.custom_ops),
+            "lowerings": dict(self.lowerings),
+            "required_creators": [c.to_dict() for c in self.required_creators],
+            "library_creators": {lib: [c.to_dict() for c in cs] for lib, cs in sorted(self.library_creators.items())},
+            "versions": dict(self.versions),
+            "export_device": self.export_device,
+            "build": self.build.to_dict(),
+            "files": dict(sorted(self.files.items())),
+            "spec": self.spec,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ServingRecord:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ManifestError: A field is missing or of the wrong shape.
+        """
+        try:
+            return cls(
+                target=str(raw["target"]),
+                version=int(raw["version"]),
+                precision=str(raw["precision"]),
+                platform=raw.get("platform"),
+                backend=raw.get("backend"),
+                inputs=tuple(IOSpec.from_dict(t) for t in raw["inputs"]),
+                outputs=tuple(IOSpec.from_dict(t) for t in raw["outputs"]),
+                output_names={str(k): str(v) for k, v in dict(raw["output_names"]).items()},
+                plugin_libraries=tuple(str(p) for p in raw.get("plugin_libraries", ())),
+                custom_ops=tuple(str(o) for o in raw.get("custom_ops", ())),
+                lowerings={str(k): str(v) for k, v in dict(raw.get("lowerings") or {}).items()},
+                required_creators=tuple(Creator.from_dict(c) for c in raw.get("required_creators", ())),
+                library_creators={str(lib): tuple(Creator.from_dict(c) for c in cs)
+                                  for lib, cs in dict(raw.get("library_creators") or {}).items()},
+                versions={str(k): str(v) for k, v in dict(raw.get("versions") or {}).items()},
+                export_device=str(raw.get("export_device", "cpu")),
+                build=BuildFacts.from_dict(raw.get("build") or {}),
+                files={str(k): str(v) for k, v in dict(raw.get("files") or {}).items()},
+                spec=str(raw.get("spec", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"model record is malformed ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class OpsRecord:
+    """The custom ops the last build compiled."""
+
+    ops: tuple[str, ...]
+    with_cuda: bool
+    hashes: dict[str, str]
+
+    def to_dict(self) -> dict[str, JSON]:
+        """JSON form."""
+        return {"ops": list(self.ops), "with_cuda": self.with_cuda, "hashes": dict(self.hashes)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> OpsRecord:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(str(o) for o in raw.get("ops", ())), bool(raw.get("with_cuda")),
+                   {str(k): str(v) for k, v in dict(raw.get("hashes") or {}).items()})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``trtrepo-manifest.json``: the deployment record of a whole repository.
+
+    Attributes:
+        environment: Versions and hardware facts of the machine that last built it (:func:`environment`).
+        spec_path: The model.yaml of the last build.
+        spec_sha256: Its sha256.
+        device: ``cuda`` or ``cpu``: where the last build ran.
+        ops: The custom ops the last build compiled, or None.
+        plugins: Repository-relative path of every per-model library copy → sha256.
+        models: Model name → its serving record (models kept from earlier builds included).
+        schema: :data:`MANIFEST_SCHEMA`.
+    """
+
+    environment: dict[str, JSON]
+    spec_path: str
+    spec_sha256: str
+    device: str
+    models: dict[str, ServingRecord]
+    ops: OpsRecord | None = None
+    plugins: dict[str, str] = field(default_factory=dict)
+    schema: int = MANIFEST_SCHEMA
+
+    def to_dict(self) -> dict[str, JSON]:
+        """JSON form."""
+        return {
+            "schema": self.schema,
+            "environment": dict(self.environment),
+            "spec": {"path": self.spec_path, "sha256": self.spec_sha256},
+            "device": self.device,
+            "ops": self.ops.to_dict() if self.ops is not None else None,
+            "plugins": dict(sorted(self.plugins.items())),
+            "models": {name: rec.to_dict() for name, rec in sorted(self.models.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Manifest:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ManifestError: Not a mapping, another schema, or a malformed field (the message names the model).
+        """
+        if not isinstance(raw, Mapping):
+            raise ManifestError(f"must be a JSON object, got {type(raw).__name__}")
+        if raw.get("schema") != MANIFEST_SCHEMA:
+            raise ManifestError(f"schema {raw.get('schema')!r}, this trtrepo reads schema {MANIFEST_SCHEMA}")
+        models = {}
+        for name, entry in dict(raw.get("models") or {}).items():
+            try:
+                models[str(name)] = ServingRecord.from_dict(entry)
+            except ManifestError as exc:
+                raise ManifestError(f"models.{name}: {exc}") from None
+        spec = raw.get("spec") or {}
+        ops = raw.get("ops")
+        return cls(environment=dict(raw.get("environment") or {}), spec_path=str(spec.get("path", "")),
+                   spec_sha256=str(spec.get("sha256", "")), device=str(raw.get("device", "cpu")), models=models,
+                   ops=OpsRecord.from_dict(ops) if isinstance(ops, Mapping) else None,
+                   plugins={str(k): str(v) for k, v in dict(raw.get("plugins") or {}).items()})
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
     """Write the manifest as stable, indented JSON."""
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    path.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_manifest(repository: Path) -> dict[str, Any] | None:
-    """The manifest of an existing repository, or None when it has none or it is unreadable."""
-    path = repository / MANIFEST_FILENAME
-    if not path.is_file():
-        return None
+def load_manifest(path: Path) -> Manifest:
+    """Read one manifest file.
+
+    Raises:
+        ManifestError: Unreadable, not JSON, or not this schema (the message starts with the path).
+    """
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        LOGGER.warning("%s: unreadable manifest (%s); treating the folder as not written by trtrepo", path, exc)
-        return None
-    return data if isinstance(data, dict) else None
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ManifestError(f"{path}: not JSON: {exc}") from None
+    try:
+        return Manifest.from_dict(data)
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}", hint="rebuild the repository with trtrepo build") from None

@@ -25,6 +25,7 @@ README.md), are carried over.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -33,30 +34,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo._hashing import hash_tree, sha256_file
+from trtrepo.contracts import ModelArtifacts
 from trtrepo.errors import BuildError
 from trtrepo.repository import config as cfg
-from trtrepo.repository.manifest import (
-    MANIFEST_FILENAME,
-    MANIFEST_SCHEMA,
-    hash_tree,
-    read_manifest,
-    sha256_file,
-    write_manifest,
-)
+from trtrepo.repository.launch import LAUNCH_SCRIPT, launch_script
+from trtrepo.repository.manifest import MANIFEST_FILENAME, Manifest, OpsRecord, ServingRecord, write_manifest
+from trtrepo.repository.reader import read_manifest
 
 if TYPE_CHECKING:
+    from trtrepo.ops.build import BuiltOps
     from trtrepo.spec import ModelSpec, Spec
-    from trtrepo.targets.base import ModelArtifacts
 
 LOGGER = logging.getLogger(__name__)
 
 PLUGINS_DIRNAME = "plugins"  # inside each model folder
 LOGS_DIRNAME = "logs"  # inside each model folder
 OPS_LOGS_DIRNAME = "ops"  # <model>/logs/ops/: the op library build logs
-LAUNCH_SCRIPT = "launch.sh"
-# root folders of the layout before per-model plugins/logs (tritonserver refused to start on them): dropped
-LEGACY_ROOT_DIRS = (PLUGINS_DIRNAME, LOGS_DIRNAME)
-RESERVED = (*LEGACY_ROOT_DIRS, LAUNCH_SCRIPT, MANIFEST_FILENAME)
+RESERVED = (LAUNCH_SCRIPT, MANIFEST_FILENAME)
 
 
 def write_repository(
@@ -64,7 +59,7 @@ def write_repository(
     built: Mapping[str, tuple[ModelSpec, ModelArtifacts]],
     out: Path,
     *,
-    ops: Any = None,
+    ops: BuiltOps | None = None,
     environment: Mapping[str, Any],
     device: str = "cpu",
     log_dir: Path | None = None,
@@ -75,7 +70,7 @@ def write_repository(
         spec: The validated model.yaml.
         built: Model name → (its spec, what its target built), for the models built now.
         out: The repository folder.
-        ops: The built custom ops (``trtrepo.ops.build.BuiltOps``) or None; recorded in the manifest.
+        ops: The built custom ops or None; recorded in the manifest.
         environment: Versions and hardware facts (``trtrepo.repository.manifest.environment()``).
         device: ``cuda`` or ``cpu``: where the build ran (instance groups of kind ``auto``).
         log_dir: Build logs to copy into the models' ``logs/`` (``<model>/...`` and ``<model>.*`` go to that model,
@@ -111,44 +106,38 @@ def _stage(
     out: Path,
     staging: Path,
     *,
-    ops: Any,
+    ops: BuiltOps | None,
     environment: Mapping[str, Any],
     device: str,
     log_dir: Path | None,
 ) -> None:
     old = read_manifest(out) if out.is_dir() else None
-    old_models: dict[str, Any] = dict((old or {}).get("models") or {})
+    old_models = dict(old.models) if old is not None else {}
     spec_names = {m.name for m in spec.models}
-    manifest_models: dict[str, Any] = {}
+    records: dict[str, ServingRecord] = {}
 
     for name, (model, artifacts) in sorted(built.items()):
         model_dir = staging / name
         libs = _stage_plugins(name, artifacts.plugin_libraries, model_dir)
         _stage_model(model, artifacts, staging, device=device, op_libraries=libs)
         _stage_logs(model_dir, name, log_dir, ops, built_now=set(built))
-        manifest_models[name] = _model_record(model, artifacts, staging, libs)
-        manifest_models[name]["spec"] = str(spec.path)
+        records[name] = _serving_record(spec, model, artifacts, staging, libs, device)
 
     if out.is_dir():
-        manifest_models.update(_carry_over(out, staging, built, old_models, spec_names, spec.path))
+        records.update(_carry_over(out, staging, built, old_models, spec_names, spec.path))
 
     plugins = {f"{name}/{rel}": sha256_file(staging / name / rel)
-               for name, rec in sorted(manifest_models.items()) for rel in rec.get("plugin_libraries", [])}
+               for name, rec in sorted(records.items()) for rel in rec.plugin_libraries}
     # the launch flags load libraries into the TensorRT backend: only TensorRT models' libraries belong there
-    trt_plugins = [f"{name}/{rel}" for name, rec in sorted(manifest_models.items()) if rec.get("target") == "tensorrt"
-                   for rel in rec.get("plugin_libraries", [])]
+    trt_plugins = [f"{name}/{rel}" for name, rec in sorted(records.items()) if rec.target == "tensorrt"
+                   for rel in rec.plugin_libraries]
     if trt_plugins:
-        _stage_launch_script(staging, out, trt_plugins, plugins)
+        script = staging / LAUNCH_SCRIPT
+        script.write_text(launch_script(out, trt_plugins, plugins))
+        script.chmod(0o755)
 
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "environment": dict(environment),
-        "spec": {"path": str(spec.path), "sha256": sha256_file(spec.path)},
-        "device": device,
-        "ops": _ops_record(ops),
-        "plugins": plugins,  # repository-relative path of every per-model copy → sha256
-        "models": manifest_models,
-    }
+    manifest = Manifest(environment=dict(environment), spec_path=str(spec.path), spec_sha256=sha256_file(spec.path),
+                        device=device, models=records, ops=_ops_record(ops), plugins=plugins)
     write_manifest(staging / MANIFEST_FILENAME, manifest)
 
 
@@ -193,26 +182,35 @@ def _stage_plugins(model: str, libraries: tuple[Path, ...], model_dir: Path) -> 
     return rels
 
 
-def _model_record(model: ModelSpec, artifacts: ModelArtifacts, staging: Path, libs: list[str]) -> dict[str, Any]:
-    return {
-        "target": artifacts.target,
-        "precision": model.precision,
-        "version": model.version,
-        "platform": artifacts.platform,
-        "backend": artifacts.backend,
-        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in artifacts.inputs],
-        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in artifacts.outputs],
-        "plugin_libraries": libs,
-        "record": artifacts.record,
-        "files": {f"{model.name}/{rel}": sha
-                  for rel, sha in hash_tree(staging / model.name, skip=[LOGS_DIRNAME]).items()},
-    }
+def _serving_record(spec: Spec, model: ModelSpec, artifacts: ModelArtifacts, staging: Path, libs: list[str],
+                    device: str) -> ServingRecord:
+    return ServingRecord(
+        target=artifacts.target,
+        version=model.version,
+        precision=model.precision,
+        platform=artifacts.platform,
+        backend=artifacts.backend,
+        inputs=artifacts.inputs,
+        outputs=artifacts.outputs,
+        output_names=dict(artifacts.output_names),
+        plugin_libraries=tuple(libs),
+        custom_ops=artifacts.custom_ops,
+        lowerings=dict(artifacts.lowerings),
+        required_creators=artifacts.required_creators,
+        library_creators=dict(artifacts.library_creators),
+        versions=dict(artifacts.versions),
+        export_device=device,
+        build=artifacts.build,
+        files={f"{model.name}/{rel}": sha for rel, sha in hash_tree(staging / model.name, skip=[LOGS_DIRNAME]).items()},
+        spec=str(spec.path),
+    )
 
 
-def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: dict[str, Any],
-                spec_names: set[str], spec_path: Path) -> dict[str, Any]:
+def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, ModelArtifacts]],
+                old_models: dict[str, ServingRecord], spec_names: set[str],
+                spec_path: Path) -> dict[str, ServingRecord]:
     """Copy what the previous repository holds that this build keeps; return the kept models' records."""
-    kept: dict[str, Any] = {}
+    kept: dict[str, ServingRecord] = {}
     for entry in sorted(out.iterdir()):
         name = entry.name
         if name in RESERVED or name.startswith(f".{out.name}.staging-"):
@@ -222,7 +220,7 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: 
             continue
         # a model the previous build of THIS spec wrote and the spec no longer lists is dropped; models another
         # model.yaml wrote into the same repository stay
-        if name in old_models and name not in spec_names and old_models[name].get("spec") in (None, str(spec_path)):
+        if name in old_models and name not in spec_names and old_models[name].spec in ("", str(spec_path)):
             LOGGER.info("dropping model %r: it is no longer in %s", name, spec_path)
             continue
         _copy(entry, staging / name)
@@ -234,22 +232,18 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, Any], old_models: 
     rebuilt_trt = {Path(lib).name: staging / name / PLUGINS_DIRNAME / Path(lib).name
                    for name, (_, artifacts) in built.items() if artifacts.target == "tensorrt"
                    for lib in artifacts.plugin_libraries}
-    for name, record in kept.items():
-        for rel in record.get("plugin_libraries", []):
+    for name, record in list(kept.items()):
+        for rel in record.plugin_libraries:
             dest = staging / name / rel
-            fresh = rebuilt_trt.get(Path(rel).name) if record.get("target") == "tensorrt" else None
+            fresh = rebuilt_trt.get(Path(rel).name) if record.target == "tensorrt" else None
             if fresh is not None and (not dest.is_file() or sha256_file(dest) != sha256_file(fresh)):
                 LOGGER.warning("kept TensorRT model %r now uses the rebuilt %s", name, Path(rel).name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(fresh, dest)
-                kept[name] = record = {**record, "files": {**record.get("files", {}),
-                                                           f"{name}/{rel}": sha256_file(dest)}}
+                kept[name] = record = dataclasses.replace(record, files={**record.files,
+                                                                         f"{name}/{rel}": sha256_file(dest)})
             elif dest.is_file():
                 continue
-            elif (out / rel).is_file():
-                raise BuildError(f"repository: kept model {name!r} was written with its libraries at the repository "
-                                 f"root ({out / rel}); tritonserver cannot load that layout",
-                                 hint=f"rebuild it: trtrepo build <model.yaml> --models {name}")
             else:
                 raise BuildError(f"repository: kept model {name!r} needs {out / name / rel}, which is missing",
                                  hint=f"rebuild it: trtrepo build <model.yaml> --models {name}")
@@ -270,7 +264,7 @@ def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
         _copy(entry, new_dir / entry.name)
 
 
-def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: Any, built_now: set[str]) -> None:
+def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: BuiltOps | None, built_now: set[str]) -> None:
     """``<model>/logs/``: the op library build logs under ``ops/``, and this model's logs of ``log_dir``.
 
     In ``log_dir``, a folder ``<model>/`` and files ``<model>.*`` (``gelu.tensorrt.log``) belong to that model;
@@ -293,50 +287,25 @@ def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: Any, buil
             shutil.copy2(entry, logs / entry.name)
 
 
-def _ops_logs(ops: Any) -> dict[str, Path]:
+def _ops_logs(ops: BuiltOps | None) -> dict[str, Path]:
     """File name under ``logs/ops/`` → build log of the op libraries (torch library, TensorRT plugins, PTX)."""
     if ops is None:
         return {}
-    logs = getattr(ops, "logs", None)
-    if logs is not None:
-        return {Path(p).name: Path(p) for p in logs if Path(p).is_file()}
-    products: list[tuple[str, Any]] = [("torch_library", getattr(ops, "torch_library", None)),
-                                       ("trt_plugin_library", getattr(ops, "trt_plugin_library", None))]
-    products += [(f"ptx-{op.replace('::', '-')}", path)
-                 for op, path in sorted((getattr(ops, "ptx", None) or {}).items())]
+    products: list[tuple[str, Path | None]] = [("torch_library", ops.torch_library),
+                                               ("trt_plugin_library", ops.trt_plugin_library)]
+    products += [(f"ptx-{op.replace('::', '-')}", path) for op, path in sorted(ops.ptx.items())]
     out: dict[str, Path] = {}
     for label, product in products:
-        if product:
+        if product is not None:
             for log in sorted(Path(product).parent.glob("*.log")):
                 out[f"{label}.{log.name}"] = log
     return out
 
 
-def _ops_record(ops: Any) -> dict[str, Any] | None:
+def _ops_record(ops: BuiltOps | None) -> OpsRecord | None:
     if ops is None:
         return None
-    descriptions = getattr(ops, "descriptions", {}) or {}
-    trt_lib = getattr(ops, "trt_plugin_library", None)
-    return {
-        "ops": sorted(descriptions),
-        "with_cuda": getattr(ops, "with_cuda", None),
-        "hashes": dict(getattr(ops, "hashes", {}) or {}),
-        "torch_library": str(getattr(ops, "torch_library", "")) or None,
-        "trt_plugin_library": str(trt_lib) if trt_lib else None,
-    }
-
-
-def _stage_launch_script(staging: Path, out: Path, plugin_paths: list[str], hashes: Mapping[str, str]) -> None:
-    """launch.sh from the TensorRT stage, when it is installed (it knows the backend flags)."""
-    try:
-        from trtrepo.tensorrt.checks import launch_script
-    except ImportError as exc:
-        LOGGER.debug("no launch.sh: trtrepo.tensorrt.checks.launch_script unavailable (%s)", exc)
-        return
-    text = launch_script(out, plugin_paths, hashes)
-    script = staging / LAUNCH_SCRIPT
-    script.write_text(text)
-    script.chmod(0o755)
+    return OpsRecord(ops=tuple(sorted(ops.descriptions)), with_cuda=ops.with_cuda, hashes=dict(ops.hashes))
 
 
 def _copy(src: Path, dest: Path) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo.contracts import BuildFacts, Creator, ModelArtifacts
 from trtrepo.errors import BuildError
-from trtrepo.targets.base import BuildContext, ModelArtifacts, register_target
+from trtrepo.targets.base import BuildContext
 
 if TYPE_CHECKING:
     from trtrepo.ops.description import OpDescription
@@ -38,20 +39,18 @@ def choose_lowerings(model: ModelSpec, found: Sequence[str]) -> dict[str, str]:
 
 
 def required_creators(lowerings: Mapping[str, str], descriptions: Mapping[str, OpDescription]
-                      ) -> list[dict[str, str]]:
-    """The plugin creators the plan needs at serve time (ops lowered as ``plugin``), as manifest records."""
-    from trtrepo.tensorrt.checks import Creator
+                      ) -> tuple[Creator, ...]:
+    """The plugin creators the plan needs at serve time (ops lowered as ``plugin``)."""
     from trtrepo.tensorrt.opfacts import require_plugin
 
     out = []
     for op, lowering in sorted(lowerings.items()):
         if lowering == "plugin":
             info = require_plugin(descriptions[op])
-            out.append(Creator(info.name, info.version, info.namespace).as_dict())
-    return out
+            out.append(Creator(info.name, info.version, info.namespace))
+    return tuple(out)
 
 
-@register_target("tensorrt")
 def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
     """Build ``model`` as a TensorRT plan for Triton's TensorRT backend.
 
@@ -72,11 +71,11 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
 
     from trtrepo.tensorrt import lowering as low
     from trtrepo.tensorrt import tt_adapter
-    from trtrepo.tensorrt.checks import creators_from_ops
     from trtrepo.tensorrt.engine_io import read_engine_tensors, resolve_engine_io
+    from trtrepo.tensorrt.opfacts import creators_from_ops
     from trtrepo.tensorrt.plan import build_plan
 
-    descriptions: Mapping[str, OpDescription] = dict(getattr(ctx.ops, "descriptions", {}) or {})
+    descriptions: Mapping[str, OpDescription] = dict(ctx.ops.descriptions) if ctx.ops is not None else {}
     namespaces = sorted({d.namespace for d in descriptions.values()})
     lowerings = choose_lowerings(model, low.custom_ops_in(ep, namespaces))
     ctx.progress(f"{model.name}: TensorRT lowerings {lowerings or '(no custom ops)'}")
@@ -87,7 +86,7 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
     plugin_libraries: tuple[Path, ...] = ()
     for op, how in sorted(lowerings.items()):
         if how == "plugin":
-            library = getattr(ctx.ops, "trt_plugin_library", None)
+            library = ctx.ops.trt_plugin_library if ctx.ops is not None else None
             if library is None:
                 raise BuildError(f"{model.yaml_path}.ops.{op}: plugin lowering, but no TensorRT plugin library "
                                  "was built", hint="the build asks trtrepo.ops.build for it when a model uses plugin")
@@ -95,7 +94,7 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
             low.register_plugin_converter(descriptions[op], descriptions[op].torch_op())
             plugin_libraries = (Path(library),)
         elif how == "aot":
-            ptx = (getattr(ctx.ops, "ptx", {}) or {}).get(op)
+            ptx = ctx.ops.ptx.get(op) if ctx.ops is not None else None
             if ptx is None:
                 raise BuildError(f"{model.yaml_path}.ops.{op}: aot lowering, but the op has no PTX",
                                  hint="give the op a kernel block in op.yaml (source, entries, block, grid)")
@@ -104,27 +103,23 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
     result = build_plan(ep, model, ctx.cache_dir, ctx.log_dir)
     io = resolve_engine_io(read_engine_tensors(result.plan), [t.name for t in model.inputs],
                            [o.name for o in model.outputs], model.name)
-    record: dict[str, Any] = {
-        "lowerings": lowerings,
-        "tensorrt_version": str(trt.__version__),
-        "torch_tensorrt_version": tt_adapter.torch_tensorrt_version(),
-        "output_names": io.output_names,
-        "plugins": required_creators(lowerings, descriptions),
-        "plugin_creators": ({plugin_libraries[0].name: [c.as_dict() for c in creators_from_ops(descriptions.values())]}
-                            if plugin_libraries else {}),
-        "build_log": str(result.log_path),
-        "timing_cache": str(result.timing_cache),
-        "build_seconds": round(result.seconds, 3),
-        "build_options": {k: (list(v) if isinstance(v, (set, tuple)) else v) for k, v in result.options.items()},
-    }
     ctx.progress(f"{model.name}: plan {len(result.plan)} bytes in {result.seconds:.1f}s (log {result.log_path})")
     return ModelArtifacts(
         target="tensorrt",
         inputs=io.inputs,
         outputs=io.outputs,
+        output_names=dict(io.output_names),
         files={PLAN_FILE: result.plan},
         platform=PLATFORM,
         plugin_libraries=plugin_libraries,
         gpu_required=True,
-        record=record,
+        custom_ops=tuple(sorted(lowerings)),
+        lowerings=dict(lowerings),
+        required_creators=required_creators(lowerings, descriptions),
+        library_creators=({plugin_libraries[0].name: tuple(creators_from_ops(descriptions.values()))}
+                          if plugin_libraries else {}),
+        versions={"tensorrt": str(trt.__version__), "torch_tensorrt": tt_adapter.torch_tensorrt_version()},
+        build=BuildFacts(log=result.log_path.name, seconds=round(result.seconds, 3),
+                         options={k: (list(v) if isinstance(v, (set, tuple)) else v)
+                                  for k, v in result.options.items()}),
     )

@@ -14,8 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import dtypes
+from trtrepo.contracts import IOSpec, ModelArtifacts
 from trtrepo.errors import BuildError
-from trtrepo.targets.base import BuildContext, IOSpec, ModelArtifacts, register_target
+from trtrepo.targets.base import BuildContext
 
 if TYPE_CHECKING:
     from trtrepo.spec import ModelSpec
@@ -32,7 +34,6 @@ PARAM_PROGRAM = "trtrepo_program"
 PLUGINS_DIR = "plugins"  # in the model folder (trtrepo.repository.writer.PLUGINS_DIRNAME)
 
 
-@register_target(TARGET)
 def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
     """Package ``ep`` as a Python-backend model.
 
@@ -56,24 +57,19 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
         parameters[PARAM_OP_LIBRARIES] = ";".join(f"{PLUGINS_DIR}/{lib.name}" for lib in libraries)
     import torch
 
-    record = {
-        "output_names": [o.name for o in outputs],
-        "torch_version": str(torch.__version__),
-        "op_libraries": [lib.name for lib in libraries],
-        "custom_ops": sorted(custom_ops(ep)),
-        "export_device": ctx.device,
-    }
     LOGGER.debug("torch target %s: inputs %s outputs %s libraries %s", model.name, inputs, outputs, libraries)
     return ModelArtifacts(
         target=TARGET,
         inputs=inputs,
         outputs=outputs,
+        output_names={o.name: o.name for o in outputs},
         files=files,
         backend=BACKEND,
         plugin_libraries=tuple(libraries),
         parameters=parameters,
         gpu_required=False,
-        record=record,
+        custom_ops=tuple(sorted(custom_ops(ep))),
+        versions={"torch": str(torch.__version__)},
     )
 
 
@@ -83,8 +79,6 @@ def resolve_io(model: ModelSpec, ep: Any) -> tuple[tuple[IOSpec, ...], tuple[IOS
     Inputs are the program's user inputs (not parameters, buffers or constants) named by the spec's inputs in
     order; outputs are its user outputs named by the spec's outputs in order.
     """
-    from trtrepo.export import dtype_name
-
     signature = ep.graph_signature
     placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     user_inputs = [placeholders[name] for name in signature.user_inputs if name in placeholders]
@@ -99,14 +93,14 @@ def resolve_io(model: ModelSpec, ep: Any) -> tuple[tuple[IOSpec, ...], tuple[IOS
         raise BuildError(f"{model.yaml_path}.outputs: the program returns {len(user_outputs)} outputs, the spec "
                          f"lists {len(model.outputs)} ({[o.name for o in model.outputs]})",
                          hint="list one output per tensor forward() returns, in order")
-    inputs = tuple(_io(spec.name, node, f"{model.yaml_path}.inputs[{i}]", dtype_name)
+    inputs = tuple(_io(spec.name, node, f"{model.yaml_path}.inputs[{i}]")
                    for i, (spec, node) in enumerate(zip(model.inputs, user_inputs, strict=True)))
-    outputs = tuple(_io(spec.name, node, f"{model.yaml_path}.outputs[{i}]", dtype_name)
+    outputs = tuple(_io(spec.name, node, f"{model.yaml_path}.outputs[{i}]")
                     for i, (spec, node) in enumerate(zip(model.outputs, user_outputs, strict=True)))
     return inputs, outputs
 
 
-def _io(name: str, node: Any, where: str, dtype_name: Any) -> IOSpec:
+def _io(name: str, node: Any, where: str) -> IOSpec:
     import torch
 
     value = node.meta.get("val") if hasattr(node, "meta") else None
@@ -114,7 +108,7 @@ def _io(name: str, node: Any, where: str, dtype_name: Any) -> IOSpec:
         raise BuildError(f"{where}: {name!r} is not a tensor in the exported program ({type(value).__name__})",
                          hint="forward() must take and return tensors only")
     shape = tuple(int(d) if isinstance(d, int) else -1 for d in value.shape)
-    return IOSpec(name=name, dtype=dtype_name(value.dtype), shape=shape)
+    return IOSpec(name=name, dtype=dtypes.from_torch(value.dtype), shape=shape)
 
 
 def serialize_program(ep: Any, model: ModelSpec) -> bytes:
@@ -150,11 +144,9 @@ def custom_ops(ep: Any) -> set[str]:
 
 
 def _op_libraries(ctx: BuildContext) -> list[Path]:
-    ops = ctx.ops
-    library = getattr(ops, "torch_library", None) if ops is not None else None
-    if library is None:
+    if ctx.ops is None:
         return []
-    path = Path(library)
+    path = Path(ctx.ops.torch_library)
     if not path.is_file():
         raise BuildError(f"op library {path} does not exist", hint="the op build did not produce it; see its log")
     return [path]

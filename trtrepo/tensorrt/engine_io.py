@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from trtrepo import dtypes
+from trtrepo.contracts import IOSpec
 from trtrepo.errors import BuildError
-from trtrepo.targets.base import IOSpec
-from trtrepo.tensorrt.opfacts import dtype_from_trt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def order_outputs(outputs: Sequence[EngineTensor]) -> list[EngineTensor]:
 
 
 def _io(t: EngineTensor) -> IOSpec:
-    return IOSpec(name=t.name, dtype=dtype_from_trt(t.dtype), shape=tuple(int(d) for d in t.shape))
+    return IOSpec(name=t.name, dtype=dtypes.from_tensorrt(t.dtype), shape=tuple(int(d) for d in t.shape))
 
 
 def read_engine_tensors(plan: bytes) -> list[EngineTensor]:

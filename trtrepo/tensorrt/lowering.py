@@ -151,9 +151,9 @@ def qdp_signatures(desc: OpDescription, tensor_desc: Any, launch_params: Any, sy
 
 def trt_dtype_name(dtype: Any) -> str:
     """trtrepo dtype of a ``trt.DataType`` (as QDP TensorDescs carry them)."""
-    from trtrepo.tensorrt.opfacts import dtype_from_trt
+    from trtrepo import dtypes
 
-    return dtype_from_trt(getattr(dtype, "name", str(dtype)))
+    return dtypes.from_tensorrt(getattr(dtype, "name", str(dtype)))
 
 
 def register_aot_plugin(desc: OpDescription, ptx_path: Path) -> None:

@@ -3,17 +3,18 @@
 ``trtrepo.ops.description`` is the only reader of op.yaml; everything here takes its
 :class:`~trtrepo.ops.description.OpDescription` and is unit-tested on CPU: plugin field mapping (attribute type →
 TensorRT ``PluginFieldType`` + numpy dtype), the plugin creator an op needs, splitting an FX node's args into tensors
-and attributes, dtype names, the ``like:`` output rules and ``float_bits``.
+and attributes, dtype names, the ``like:`` output rules and ``float_bits``. dtype names: :mod:`trtrepo.dtypes`.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trtrepo.contracts import Creator
 from trtrepo.errors import BuildError, SpecError
 from trtrepo.ops.description import Attribute, OpDescription, PluginInfo
 
@@ -27,20 +28,6 @@ ATTRIBUTE_FIELD_TYPES: dict[str, tuple[str, str]] = {
     "bool": ("INT32", "int32"),
 }
 
-# trtrepo dtype name ↔ TensorRT DataType member name.
-TRT_DATATYPES: dict[str, str] = {
-    "fp32": "FLOAT",
-    "fp16": "HALF",
-    "bf16": "BF16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "bool": "BOOL",
-}
-
-# trtrepo dtype name → the TrtrepoDType enum value of plugin_src/common/trtrepo_dtype.h.
-TRTREPO_DTYPE_ENUM: dict[str, int] = {"fp32": 0, "fp16": 1, "bf16": 2}
-
-
 @dataclass(frozen=True)
 class PluginFieldSpec:
     """One TensorRT plugin field as plain data: ``trt.PluginField(name, np.array(values, numpy_dtype), field_type)``."""
@@ -52,6 +39,11 @@ class PluginFieldSpec:
 
 
 # ------------------------------------------------------------------------------------------ plugin creator
+def creators_from_ops(ops: Iterable[OpDescription]) -> list[Creator]:
+    """The creators a plugin library built from these op descriptions registers (op.yaml ``plugin`` blocks)."""
+    return sorted(Creator(d.plugin.name, d.plugin.version, d.plugin.namespace) for d in ops if d.plugin is not None)
+
+
 def require_plugin(desc: OpDescription) -> PluginInfo:
     """The op's IPluginV3 creator (op.yaml ``plugin``), which the ``plugin`` lowering needs.
 
@@ -151,25 +143,6 @@ def split_args(desc: OpDescription, args: Sequence[Any], kwargs: Mapping[str, An
 
 
 # ------------------------------------------------------------------------------------------ dtypes and shapes
-def trt_datatype_name(dtype: str) -> str:
-    """trtrepo dtype name → TensorRT ``DataType`` member name."""
-    try:
-        return TRT_DATATYPES[dtype]
-    except KeyError:
-        raise BuildError(f"dtype {dtype!r} has no TensorRT mapping",
-                         hint=f"use one of {', '.join(TRT_DATATYPES)}") from None
-
-
-def dtype_from_trt(member: str) -> str:
-    """TensorRT ``DataType`` member name (``HALF`` or ``DataType.HALF``) → trtrepo dtype name."""
-    short = member.rsplit(".", 1)[-1]
-    for name, trt_name in TRT_DATATYPES.items():
-        if trt_name == short:
-            return name
-    raise BuildError(f"engine tensor dtype {member} has no Triton mapping in trtrepo",
-                     hint=f"model inputs and outputs must be one of {', '.join(TRT_DATATYPES)}")
-
-
 def output_rules(desc: OpDescription) -> list[int]:
     """For each output, the index of the input it is ``like:`` (same shape and dtype)."""
     indices = []

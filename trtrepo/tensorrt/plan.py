@@ -11,13 +11,13 @@ Environment: ``TRTREPO_TRT_OPT_LEVEL`` (0-5) sets the builder optimization level
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import dtypes, settings
 from trtrepo.errors import BuildError, SpecError
 from trtrepo.tensorrt.tt_adapter import InputProfile
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 TIMING_CACHE_NAME = "timing.cache"
-TORCH_DTYPE_ATTRS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int32": "int32",
-                     "int64": "int64", "bool": "bool"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class PlanResult:
 def input_profiles(inputs: Sequence[TensorSpec]) -> list[InputProfile]:
     """One optimization profile entry per model input, from model.yaml's min/opt/max."""
     return [InputProfile(name=t.name, min_shape=tuple(t.min), opt_shape=tuple(t.opt), max_shape=tuple(t.max),
-                         dtype=TORCH_DTYPE_ATTRS[t.dtype]) for t in inputs]
+                         dtype=dtypes.get(t.dtype).torch) for t in inputs]
 
 
 def precision_options(accepted: Collection[str], precision: str) -> dict[str, Any]:
@@ -86,11 +84,9 @@ def build_options(accepted: Collection[str], precision: str, timing_cache: Path,
         "disable_tf32": precision == "fp32",
         **precision_options(accepted, precision),
     }
-    level = os.environ.get("TRTREPO_TRT_OPT_LEVEL")
+    level = settings.trt_opt_level()
     if level is not None:
-        if level not in {"0", "1", "2", "3", "4", "5"}:
-            raise SpecError(f"TRTREPO_TRT_OPT_LEVEL: must be 0-5, got {level!r}")
-        options["optimization_level"] = int(level)
+        options["optimization_level"] = level
     if output_binding_names is not None:
         options["output_binding_names"] = output_binding_names
     return {k: v for k, v in options.items() if k in accepted}
