@@ -1,0 +1,28 @@
+"""``trtrepo build``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trtrepo.cli._app import cli, csv, progress
+
+
+@cli.command()
+@click.argument("model_yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Repository folder (default: the spec's `repository:`).")
+@click.option("--target", type=click.Choice(["auto", "tensorrt", "torch"]), default=None,
+              help="Override every model's target (auto = tensorrt where TensorRT is installed, else torch).")
+@click.option("--models", default=None, metavar="A,B", help="Build only these models; keep the others.")
+def build(model_yaml: Path, out: Path | None, target: str | None, models: str | None) -> int:
+    """Build the Triton model repository described by MODEL_YAML."""
+    from trtrepo.build import build as run_build
+
+    result = run_build(model_yaml, out=out, target=target, models=csv(models), progress=progress)
+    click.echo(f"repository: {result.repository}")
+    for name, chosen in result.targets.items():
+        click.echo(f"  {name}: {chosen}")
+    click.echo(f"manifest: {result.manifest}")
+    return 0

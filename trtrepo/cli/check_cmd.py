@@ -1,0 +1,31 @@
+"""``trtrepo check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trtrepo.cli._app import cli, csv
+
+
+@cli.command()
+@click.argument("model_yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--url-http", default=None, metavar="HOST:PORT", help="Triton HTTP endpoint.")
+@click.option("--url-grpc", default=None, metavar="HOST:PORT", help="Triton gRPC endpoint.")
+@click.option("--protocol", type=click.Choice(["http", "grpc", "both"]), default="both", show_default=True)
+@click.option("--models", default=None, metavar="A,B", help="Check only these models.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the parity report (JSON) here.")
+@click.option("--repository", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Repository to serve when no URL is given (default: the spec's).")
+def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol: str, models: str | None,
+          report: Path | None, repository: Path | None) -> int:
+    """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML."""
+    from trtrepo.check import run_check
+
+    protocols = ("http", "grpc") if protocol == "both" else (protocol,)
+    result = run_check(model_yaml, url_http=url_http, url_grpc=url_grpc, protocols=protocols, models=csv(models),
+                       report_path=report, repository=repository)
+    click.echo(result.table())
+    return 0 if result.passed else 1
