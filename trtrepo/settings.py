@@ -45,13 +45,14 @@ TENSORRT_ROOT = Setting("TRTREPO_TENSORRT_ROOT", "TENSORRT_ROOT, /usr/local/tens
 TENSORRT_INCLUDE = Setting("TRTREPO_TENSORRT_INCLUDE", "the include folder of the TensorRT install",
                            "a folder holding NvInferRuntime.h: enough to compile the plugin library (it links no "
                            "libnvinfer)")
+PLUGIN_WERROR = Setting("TRTREPO_PLUGIN_WERROR", "0", "1: compile the TensorRT plugin library with -Werror")
 TRT_OPT_LEVEL = Setting("TRTREPO_TRT_OPT_LEVEL", "Torch-TensorRT's", "TensorRT builder optimization level (0-5)")
 CHECK_TIMEOUT = Setting("TRTREPO_CHECK_TIMEOUT", "60", "seconds per request and for model readiness in check")
 PERF_ANALYZER = Setting("TRTREPO_PERF_ANALYZER", "perf_analyzer on PATH",
                         "perf_analyzer for bench, or 0 to always use trtrepo's own load loop")
 
 ALL: tuple[Setting, ...] = (CACHE_DIR, TRITONSERVER, MODEL_PYTHONPATH, NVCC, CUDA_ARCHS, BUILD_JOBS, TENSORRT_ROOT,
-                            TENSORRT_INCLUDE, TRT_OPT_LEVEL, CHECK_TIMEOUT, PERF_ANALYZER)
+                            TENSORRT_INCLUDE, PLUGIN_WERROR, TRT_OPT_LEVEL, CHECK_TIMEOUT, PERF_ANALYZER)
 
 DEFAULT_CHECK_TIMEOUT = 60.0
 
@@ -84,6 +85,14 @@ def check_timeout() -> float:
     if not seconds > 0:
         raise SpecError(f"{CHECK_TIMEOUT.name}: must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def plugin_werror() -> bool:
+    """Whether plugin sources compile with -Werror (:data:`PLUGIN_WERROR`)."""
+    value = PLUGIN_WERROR.raw()
+    if value not in (None, "0", "1"):
+        raise SpecError(f"{PLUGIN_WERROR.name}: must be 0 or 1, got {value!r}")
+    return value == "1"
 
 
 def trt_opt_level() -> int | None:

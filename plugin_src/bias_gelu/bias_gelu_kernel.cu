@@ -6,7 +6,7 @@
 
 #include <limits.h>
 
-#include "../common/trtrepo_cuda_common.cuh"
+#include "trtrepo_cuda_common.cuh"
 
 namespace {
 

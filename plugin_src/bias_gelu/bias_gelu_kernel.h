@@ -3,7 +3,7 @@
 // binding and the TensorRT plugin both call these; no torch or TensorRT types.
 #pragma once
 
-#include "../common/trtrepo_kernel_api.h"
+#include "trtrepo_kernel_api.h"
 
 #ifndef TRTREPO_CPU_ONLY
 // Launches trtrepo_bias_gelu_{f32,f16,bf16} on `stream` with the launch rule of op.yaml (kernel.block/grid).

@@ -8,11 +8,6 @@
 namespace trtrepo {
 namespace trt {
 
-int32_t BiasGeluPlugin::likeInput(int32_t output) noexcept {
-  (void)output;
-  return 0;  // out like x
-}
-
 void BiasGeluPlugin::fieldNames(std::vector<nvinfer1::PluginField>& fields) { fields.clear(); }
 
 BiasGeluPlugin* BiasGeluPlugin::create(nvinfer1::PluginFieldCollection const* fc) noexcept {
@@ -46,3 +41,5 @@ int32_t BiasGeluPlugin::launch(nvinfer1::PluginTensorDesc const* inputDesc, void
 
 }  // namespace trt
 }  // namespace trtrepo
+
+TRTREPO_REGISTER_PLUGIN(trtrepo::trt::BiasGeluPlugin)

@@ -9,7 +9,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
-#include "../common/trtrepo_torch_common.h"
+#include "trtrepo_torch_common.h"
 #include "bias_gelu_kernel.h"
 
 namespace {

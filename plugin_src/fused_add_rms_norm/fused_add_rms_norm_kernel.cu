@@ -15,7 +15,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "../common/trtrepo_cuda_common.cuh"
+#include "trtrepo_cuda_common.cuh"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // fp32; each output is rounded once. Plain C/C++ API shared by the torch binding and the TensorRT plugin.
 #pragma once
 
-#include "../common/trtrepo_kernel_api.h"
+#include "trtrepo_kernel_api.h"
 
 #ifndef TRTREPO_CPU_ONLY
 // Launches trtrepo_fused_add_rms_norm_{f32,f16,bf16} on `stream` with the launch rule of op.yaml (kernel.block/grid).

@@ -9,11 +9,6 @@
 namespace trtrepo {
 namespace trt {
 
-int32_t FusedAddRmsNormPlugin::likeInput(int32_t output) noexcept {
-  (void)output;
-  return 0;  // out and residual_out like x
-}
-
 void FusedAddRmsNormPlugin::fieldNames(std::vector<nvinfer1::PluginField>& fields) {
   fields.clear();
   fields.emplace_back("eps", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1);
@@ -62,3 +57,5 @@ int32_t FusedAddRmsNormPlugin::launch(nvinfer1::PluginTensorDesc const* inputDes
 
 }  // namespace trt
 }  // namespace trtrepo
+
+TRTREPO_REGISTER_PLUGIN(trtrepo::trt::FusedAddRmsNormPlugin)

@@ -11,7 +11,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
-#include "../common/trtrepo_torch_common.h"
+#include "trtrepo_torch_common.h"
 #include "fused_add_rms_norm_kernel.h"
 
 namespace {

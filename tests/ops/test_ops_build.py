@@ -1,16 +1,18 @@
-"""Builds: CPU torch op library, PTX entries, content-hash cache, compiler errors with file:line, TensorRT absence."""
+"""Builds: CPU torch op library, PTX entries, content-keyed cache (per artifact, location-free), compiler errors with
+file:line, TensorRT absence, and the TensorRT plugin library from several plugin roots where TensorRT headers are."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from trtrepo import deps
 from trtrepo.errors import BuildError, MissingDependencyError
-from trtrepo.ops import build
+from trtrepo.ops import build, steps, toolchain
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
 needs_nvcc = pytest.mark.skipif(deps.find_nvcc() is None, reason="nvcc not found (CUDA toolkit)")
@@ -21,6 +23,7 @@ def test_cpu_library_built_with_logs_and_reproduce(built_ops) -> None:
     assert lib.is_file() and lib.name == build.LIBRARY_NAME
     assert not built_ops.with_cuda
     assert (lib.parent / "build.log").read_text().count("[exit 0,") >= 5  # 4 compiles + link
+    assert f"-I{toolchain.include_dir()}" in (lib.parent / "reproduce.sh").read_text()  # the shipped headers
     reproduce = (lib.parent / "reproduce.sh").read_text()
     assert "-DTRTREPO_CPU_ONLY" in reproduce and "bias_gelu_torch.cpp" in reproduce
     assert set(built_ops.hashes) == {"torch_library", "ptx:trtrepo::bias_gelu", "ptx:trtrepo::fused_add_rms_norm"}
@@ -31,7 +34,7 @@ def test_cpu_library_built_with_logs_and_reproduce(built_ops) -> None:
 def test_ptx_has_every_entry(built_ops) -> None:
     for name, desc in built_ops.descriptions.items():
         text = built_ops.ptx[name].read_text()
-        assert f".target sm_{build.ptx_arch()}" in text
+        assert f".target sm_{toolchain.ptx_arch()}" in text
         for entry in desc.kernel.entries.values():
             assert f".visible .entry {entry}(" in text
         entries = re.findall(r"\.visible \.entry (\w+)\(", text)
@@ -100,7 +103,6 @@ def _broken_op(root: Path, name: str, files: dict[str, str]) -> Path:
 
 def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    (src / "common").mkdir(parents=True)
     _broken_op(src, "oops", {"oops_cpu.cpp": "// fine\nint f() {\n  return undeclared_name;\n}\n"})
     with pytest.raises(BuildError) as info:
         build.build_ops([src], tmp_path / "cache", with_cuda=False)
@@ -115,7 +117,6 @@ def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
 @needs_nvcc
 def test_ptx_compile_error_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    (src / "common").mkdir(parents=True)
     _broken_op(src, "bad", {"bad_cpu.cpp": "int g() { return 0; }\n",
                             "bad_kernel.cu": 'extern "C" __global__ void bad_f32(float* x) {\n  x[0] = nope;\n}\n'})
     with pytest.raises(BuildError) as info:
@@ -126,7 +127,6 @@ def test_ptx_compile_error_names_file_and_line(tmp_path: Path) -> None:
 @needs_nvcc
 def test_missing_ptx_entry_is_reported(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    (src / "common").mkdir(parents=True)
     _broken_op(src, "ent", {"ent_cpu.cpp": "int h() { return 0; }\n",
                             "ent_kernel.cu": "__global__ void ent_f32(float* x) { x[0] = 1.0f; }\n"})  # C++ mangled
     with pytest.raises(BuildError, match=r"kernel.entries: ent_f32 not in the PTX"):
@@ -135,19 +135,20 @@ def test_missing_ptx_entry_is_reported(tmp_path: Path) -> None:
 
 def test_first_compiler_error_formats() -> None:
     gcc = "In file included from a.cpp:1:\n/x/b.h:12:5: error: 'foo' was not declared\n/x/c.cpp:3:1: error: later\n"
-    assert build.first_compiler_error(gcc) == "/x/b.h:12: 'foo' was not declared"
+    assert steps.first_compiler_error(gcc) == "/x/b.h:12: 'foo' was not declared"
     nvcc = '/k/op.cu(41): error: identifier "nope" is undefined\n'
-    assert build.first_compiler_error(nvcc) == '/k/op.cu:41: identifier "nope" is undefined'
-    assert build.first_compiler_error("all good\n") is None
+    assert steps.first_compiler_error(nvcc) == '/k/op.cu:41: identifier "nope" is undefined'
+    assert steps.first_compiler_error("all good\n") is None
 
 
 def test_tensorrt_missing_names_headers_and_image(built_ops, ops_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if build.find_tensorrt() is not None:
-        pytest.skip("TensorRT is installed here: the absence path cannot be exercised")
+    monkeypatch.delenv("TRTREPO_TENSORRT_INCLUDE", raising=False)
+    if toolchain.find_tensorrt_headers() is not None:
+        pytest.skip("TensorRT headers are installed here: the absence path cannot be exercised")
     monkeypatch.setenv("TENSORRT_ROOT", str(ops_cache / "no-tensorrt-here"))
     with pytest.raises(MissingDependencyError) as info:
         build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=False, tensorrt=True)
-    assert "NvInfer.h" in str(info.value) and "libnvinfer" in str(info.value)
+    assert "NvInferRuntime.h" in str(info.value) and "TRTREPO_TENSORRT_INCLUDE" in str(info.value)
     assert deps.NGC_PYTORCH_IMAGE in (info.value.hint or "")
 
 
@@ -164,19 +165,19 @@ def test_with_cuda_needs_cuda_torch(ops_cache: Path) -> None:
     ("80;90", ["80", "90"]), ("sm_90a, compute_100", ["90a", "100"]), ("8.6 12.0", ["86", "120"]),
 ])
 def test_parse_archs(value: str, expected: list[str]) -> None:
-    assert build.parse_archs(value) == expected
+    assert toolchain.parse_archs(value) == expected
 
 
 def test_parse_archs_rejects_garbage() -> None:
     with pytest.raises(BuildError, match="TRTREPO_CUDA_ARCHS"):
-        build.parse_archs("hopper")
+        toolchain.parse_archs("hopper")
 
 
 def test_ptx_arch_is_lowest_requested(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRTREPO_CUDA_ARCHS", "90;80;100")
-    assert build.ptx_arch() == "80"
+    assert toolchain.ptx_arch() == "80"
     monkeypatch.delenv("TRTREPO_CUDA_ARCHS")
-    assert build.ptx_arch() == build.DEFAULT_PTX_ARCH
+    assert toolchain.ptx_arch() == toolchain.DEFAULT_PTX_ARCH
 
 
 def test_no_ops_found(tmp_path: Path) -> None:
@@ -184,11 +185,59 @@ def test_no_ops_found(tmp_path: Path) -> None:
         build.build_ops([tmp_path], tmp_path / "cache")
 
 
-def test_source_change_rebuilds(built_ops, tmp_path: Path) -> None:
-    """A copy of plugin_src with one changed comment gets a new cache folder (the hash covers sources)."""
-    copy = tmp_path / "plugin_src"
-    shutil.copytree(PLUGIN_SRC, copy, ignore=shutil.ignore_patterns("*_plugin.*", "CMakeLists.txt", "trt_*"))
-    key_a = build._content_hash(sorted(copy.rglob("*.cu")), {})
-    cu = copy / "bias_gelu" / "bias_gelu_kernel.cu"
-    cu.write_text(cu.read_text() + "\n// changed\n")
-    assert build._content_hash(sorted(copy.rglob("*.cu")), {}) != key_a
+def test_cache_is_keyed_by_content_not_location(built_ops, ops_cache: Path, tmp_path: Path) -> None:
+    """An identical copy of the plugin root elsewhere compiles nothing; a changed torch binding rebuilds the torch
+    library but not the PTX; a changed kernel rebuilds its PTX."""
+    copy = tmp_path / "elsewhere" / "plugin_src"
+    shutil.copytree(PLUGIN_SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = steps.compile_count()
+    same = build.build_ops([copy], ops_cache, with_cuda=False)
+    assert steps.compile_count() == before, "an identical copy must hit the cache"
+    assert same.hashes == built_ops.hashes
+
+    binding = copy / "bias_gelu" / "bias_gelu_torch.cpp"
+    binding.write_text(binding.read_text() + "\n// changed binding\n")
+    changed = build.build_ops([copy], ops_cache, with_cuda=False)
+    assert changed.torch_library != built_ops.torch_library and steps.compile_count() > before
+    assert changed.ptx == built_ops.ptx, "a binding change must not rebuild the PTX"
+
+    kernel = copy / "bias_gelu" / "bias_gelu_kernel.cu"
+    kernel.write_text(kernel.read_text() + "\n// changed kernel\n")
+    again = build.build_ops([copy], ops_cache, with_cuda=False)
+    assert again.ptx["trtrepo::bias_gelu"] != built_ops.ptx["trtrepo::bias_gelu"]
+    assert again.ptx["trtrepo::fused_add_rms_norm"] == built_ops.ptx["trtrepo::fused_add_rms_norm"]
+
+
+def _headers_or_skip() -> toolchain.TensorRTHeaders:
+    headers = toolchain.find_tensorrt_headers()
+    if headers is None:
+        pytest.skip("TensorRT headers not found (set TRTREPO_TENSORRT_INCLUDE to NVIDIA/TensorRT's include/): the "
+                    "plugin library cannot be compiled here")
+    return headers
+
+
+def _dynamic_symbols(library: Path) -> set[str]:
+    out = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
+
+
+@needs_nvcc
+def test_plugin_library_of_two_roots_exports_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built against TensorRT's headers from two roots: one library, every root's creators registered, only
+    getCreators / setLoggerFinder exported, no TensorRT library linked (loaders: IPluginRegistry::loadLibrary,
+    trtexec --dynamicPlugins)."""
+    _headers_or_skip()
+    monkeypatch.setenv("TRTREPO_PLUGIN_WERROR", "1")
+    second = tmp_path / "second_root"
+    shutil.copytree(PLUGIN_SRC / "fused_add_rms_norm", second / "fused_add_rms_norm")
+    built = build.build_ops([PLUGIN_SRC / "bias_gelu", second], tmp_path / "cache", with_cuda=False, tensorrt=True)
+    library = built.trt_plugin_library
+    assert library is not None and library.is_file()
+    exported = _dynamic_symbols(library)
+    assert {"getCreators", "setLoggerFinder"} <= exported
+    assert not [s for s in exported if "trtrepo" in s.lower()], "only the two entry points may be exported"
+    registry = (library.parent / "gen" / "trtrepo_plugin_registry.cpp").read_text()
+    assert "trtrepo_creator_trtrepo__bias_gelu()" in registry and "trtrepo_creator_trtrepo__fused_add_rms_norm()" \
+        in registry
+    needed = subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
+    assert "libnvinfer" not in needed

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from trtrepo.ops.description import OpDescription
-from trtrepo.tensorrt.opfacts import float_bits
+from trtrepo.ops.expr import float_bits
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
 FOLDERS = {"trtrepo::bias_gelu": "bias_gelu", "trtrepo::fused_add_rms_norm": "fused_add_rms_norm"}
@@ -88,6 +88,10 @@ def _fake_trtp(captured: dict[str, Any]) -> types.ModuleType:
     trtp.SymIntExprs = _Exprs  # type: ignore[attr-defined]
     trtp.SymInt32 = lambda v: v  # type: ignore[attr-defined]
     trtp.cdiv = lambda a, b: -(-a // b)  # type: ignore[attr-defined]
+    trtp.min = min  # type: ignore[attr-defined]
+    trtp.max = max  # type: ignore[attr-defined]
+    trtp.ShapeExpr = int  # type: ignore[attr-defined]
+    trtp.from_shape_expr = lambda shape, dtype: ("desc", shape, dtype)  # type: ignore[attr-defined]
     trtp.register = decorator("register")  # type: ignore[attr-defined]
     trtp.aot_impl = decorator("aot_impl")  # type: ignore[attr-defined]
     return trtp

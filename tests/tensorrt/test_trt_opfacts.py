@@ -9,14 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from trtrepo.errors import BuildError, SpecError
-from trtrepo.ops.description import Attribute, OpDescription, OutputRule, PluginInfo
-from trtrepo.tensorrt.opfacts import (
-    float_bits,
-    output_shapes,
-    plugin_fields,
-    require_plugin,
-    split_args,
-)
+from trtrepo.ops.description import Attribute, OpDescription, PluginInfo
+from trtrepo.ops.expr import float_bits
+from trtrepo.tensorrt.opfacts import plugin_fields, require_plugin, split_args
 
 WriteOp = Callable[[str], OpDescription]
 
@@ -91,12 +86,16 @@ def test_split_args_errors(bias_gelu: OpDescription) -> None:
         split_args(bias_gelu, ("X", "B", 3), {})
 
 
-def test_output_shapes_follow_like_rules(rms_norm: OpDescription, write_op: WriteOp) -> None:
-    assert output_shapes(rms_norm, [(4, 7, 64), (4, 7, 64), (64,)]) == [(4, 7, 64), (4, 7, 64)]
-    # op.yaml rejects a like: that is not an input at load time; the rule itself checks it again
-    bad = dataclasses.replace(write_op(_op_yaml("op(Tensor x) -> Tensor")), outputs=(OutputRule("y", "z"),))
-    with pytest.raises(SpecError, match="not one of its inputs"):
-        output_shapes(bad, [(1,)])
+def test_output_shapes_follow_the_rules(rms_norm: OpDescription, write_op: WriteOp) -> None:
+    assert rms_norm.output_shapes([(4, 7, 64), (4, 7, 64), (64,)]) == [(4, 7, 64), (4, 7, 64)]
+    pool = write_op('name: ns::pool\nschema: "pool(Tensor x, int k=2) -> Tensor"\ninputs: [x]\n'
+                    "attributes: [{name: k, type: int, default: 2}]\n"
+                    'outputs:\n  - {name: y, shape: "x[:-1] + [k]", dtype: fp32}\ndtypes: [fp16]\n')
+    assert pool.output_shapes([(4, 7, 64)]) == [(4, 7, 2)]
+    assert pool.output_shapes([(3, 9)], {"k": 5}) == [(3, 5)]
+    assert pool.output_dtypes(["fp16"]) == ["fp32"]
+    with pytest.raises(SpecError, match="takes 1 inputs"):
+        pool.output_shapes([(1,), (2,)])
 
 
 def test_float_bits_is_the_ieee_pattern() -> None:

@@ -1,8 +1,9 @@
 """Load the built torch op library and give every op a fake (shape) kernel made from its op.yaml output rules.
 
 Fake kernels let torch.export trace the ops with dynamic dims. They are generated, not hand-written: an output
-``{name: out, like: x}`` is ``torch.empty_like(x)``. An op whose library already registers a Meta kernel (C++
-``TORCH_LIBRARY_IMPL(ns, Meta, m)``) keeps it.
+``{name: out, like: x}`` is ``torch.empty_like(x)``, ``{name: out, shape: "x[:-1] + [2]", dtype: x}`` is a new
+tensor of that (symbolic) shape. An op whose library already registers a Meta kernel (C++
+``TORCH_LIBRARY_IMPL(ns, Meta, m)``) keeps it; ``trtrepo ops check`` compares it with the rule.
 """
 
 from __future__ import annotations
@@ -27,20 +28,33 @@ _FAKES: set[str] = set()
 
 
 def make_fake(desc: OpDescription) -> Callable[..., Any]:
-    """A fake kernel for ``desc``: one ``empty_like(<input>)`` per output rule, arguments bound by schema names."""
+    """A fake kernel for ``desc`` from its op.yaml output rules; arguments are bound by the schema's names.
+
+    ``like: x`` outputs are ``empty_like(x)``; ``shape:`` rules are evaluated over the inputs' sizes, which are
+    SymInts under torch.export, so dynamic dims stay symbolic.
+    """
     import torch
 
+    from trtrepo import dtypes
+    from trtrepo.ops import expr
+
     names = [a.name for a in desc.torch_op()._schema.arguments]
-    rules = [(o.name, o.like) for o in desc.outputs]
+    algebra = expr.python_algebra(minimum=torch.sym_min, maximum=torch.sym_max)
 
     def fake(*args: Any, **kwargs: Any) -> Any:
         bound = dict(zip(names, args, strict=False))
         bound.update(kwargs)
-        outs = tuple(torch.empty_like(bound[like]) for _, like in rules)
+        tensors = [bound[n] for n in desc.inputs]
+        attrs = {a.name: bound.get(a.name) for a in desc.attributes}
+        shapes = desc.output_shapes([list(t.shape) for t in tensors], attrs, algebra)
+        kinds = desc.output_dtypes([dtypes.from_torch(t.dtype) for t in tensors])
+        outs = tuple(torch.empty_like(bound[rule.like]) if rule.like is not None
+                     else tensors[0].new_empty(shape, dtype=dtypes.to_torch(kind))
+                     for rule, shape, kind in zip(desc.outputs, shapes, kinds, strict=True))
         return outs[0] if len(outs) == 1 else outs
 
     fake.__name__ = f"{desc.op_name}_fake"
-    fake.__doc__ = f"Fake kernel of {desc.name} from {desc.path} (outputs: {rules})."
+    fake.__doc__ = f"Fake kernel of {desc.name} from {desc.path}."
     return fake
 
 

@@ -1,37 +1,31 @@
-"""AOT kernel launch from op.yaml's ``kernel`` block, over symbolic shapes (for TensorRT) or concrete ints.
+"""The AOT kernel launch from op.yaml's ``kernel`` block, over TensorRT's symbolic shapes or concrete ints.
 
-op.yaml (see ``trtrepo.ops.description``) gives ``block`` (int), ``grid`` (expression), ``shared_memory`` (int) and
+op.yaml (:mod:`trtrepo.ops.description`) gives ``block`` (int), ``grid`` (expression), ``shared_memory`` (int) and
 ``scalars`` (name + expression each): the int32 arguments of the kernel entry, in order. TensorRT launches an AOT
-kernel as ``entry(input pointers..., scalars..., output pointers...)``, so the entries take them between the input
-and the output pointers. Expressions read ``rows`` (product of all dims of the first input but the last), ``cols``
-(its last dim), ``block``, ``vec`` (elements per 16-byte vector of the dtype) and the op's attributes; they may call
-``ceil_div min max float_bits`` and use ``a if c else b``.
-
-One evaluator serves both callers. The AOT plugin (``trtrepo.tensorrt.lowering``) evaluates over TensorRT's symbolic
-shape expressions (``tensorrt.plugin`` ShapeExpr, resolved by TensorRT when shapes are known);
-:func:`concrete_launch` evaluates the very same rule over ints, which is what the unit tests check against the C++
-launcher's rule (``KernelSpec.launch``). A comparison (``if``) needs a value known at build time: over symbolic
-shapes it works only when the compared dims are static in the profile.
+kernel as ``entry(input pointers..., scalars..., output pointers...)``. The expressions are evaluated by
+:mod:`trtrepo.ops.expr`, the one evaluator of op.yaml rules: over ``tensorrt.plugin`` ShapeExprs here (the AOT plugin,
+resolved by TensorRT when shapes are known) and over ints by :func:`concrete_launch` (what the C++ launcher does).
+A comparison (``a if c else b``) needs a value known at build time: over symbolic shapes it works only when the
+compared dims are static in the profile, and is a BuildError otherwise.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trtrepo.errors import BuildError, SpecError
-from trtrepo.ops.description import DTYPE_BYTES, VECTOR_BYTES, KernelSpec, OpDescription
-from trtrepo.tensorrt.opfacts import float_bits
+from trtrepo.errors import BuildError
+from trtrepo.ops import expr
+from trtrepo.ops.description import OpDescription
 
 LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ConcreteLaunch:
-    """A launch as plain ints: what TensorRT resolves the symbolic launch to for one input shape."""
+    """A launch as plain ints: what TensorRT resolves the symbolic launch to for one set of input shapes."""
 
     grid: int
     block: int
@@ -39,126 +33,56 @@ class ConcreteLaunch:
     scalars: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Arith:
-    """How to compute on the values of one evaluation: ints, or a symbolic expression library.
+def qdp_algebra(trtp: Any) -> expr.PythonAlgebra:
+    """Arithmetic over ``tensorrt.plugin`` ShapeExprs (ceil_div/min/max are its top-level functions).
 
-    Attributes:
-        cdiv: Ceiling division.
-        constant: The int a value is known to be at build time, or None (symbolic and not constant).
+    A ShapeExpr has no reflected operators (``2 - x``), so ints are lifted with ``trtp.ShapeExpr``; a value is known
+    at build time when it is a constant (``is_constant`` / ``constant_value()``).
     """
 
-    cdiv: Callable[[Any, Any], Any]
-    constant: Callable[[Any], int | None]
+    def known(value: Any) -> int | None:
+        if getattr(value, "is_fake", False) or not getattr(value, "is_constant", False):
+            return None
+        return int(value.constant_value())
+
+    return expr.python_algebra(cdiv=trtp.cdiv, minimum=trtp.min, maximum=trtp.max, known=known, lift=trtp.ShapeExpr)
 
 
-INT_ARITH = Arith(cdiv=lambda a, b: -(-a // b), constant=lambda v: int(v))
-
-
-def require_kernel(desc: OpDescription) -> KernelSpec:
-    """The op's launch rule: its op.yaml ``kernel`` block.
+def evaluate_launch(desc: OpDescription, input_shapes: Sequence[Any], dtype: str, attrs: Mapping[str, Any],
+                    algebra: expr.Algebra[Any, Any]) -> tuple[Any, int, int, list[Any]]:
+    """(grid, block, shared memory, scalar args) of the op's launch rule over ``input_shapes``.
 
     Raises:
-        SpecError: The op has no kernel block (the ``aot`` lowering needs one).
+        SpecError: The op has no kernel block, or the dtype is not a kernel dtype.
+        BuildError: A comparison in the rule depends on a dynamic dim.
     """
-    if desc.kernel is None:
-        raise SpecError(f"{desc.name}: op.yaml has no kernel block with block and grid; the aot lowering needs one",
-                        hint="add kernel: {source, entries, scalars, block, grid} to op.yaml, or use plugin/decompose")
-    return desc.kernel
-
-
-def evaluate(text: str, env: Mapping[str, Any], arith: Arith) -> Any:
-    """Evaluate one launch expression over ``env`` (ints or symbolic values) with ``arith``.
-
-    Raises:
-        SpecError: The expression is not in the launch expression language.
-        BuildError: A comparison needs a value that is only known at run time.
-    """
+    kernel = desc.require_kernel()
+    env = desc.launch_env(input_shapes, dtype, attrs, algebra)
     try:
-        tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise SpecError(f"launch expression {text!r} is not an expression") from None
-
-    def known(value: Any, what: str) -> int:
-        c = arith.constant(value)
-        if c is None:
-            raise BuildError(f"launch expression {text!r}: {what} depends on a dynamic dim",
-                             hint="make that dim static in model.yaml, or write the grid without a comparison "
-                             "(kernels with grid-stride loops accept any grid >= 1)")
-        return c
-
-    def ev(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.Name):
-            if node.id not in env:
-                raise SpecError(f"launch expression {text!r}: unknown name {node.id!r}")
-            return env[node.id]
-        if isinstance(node, ast.BinOp):
-            a, b = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Add):
-                return b + a if isinstance(a, int) and not isinstance(b, int) else a + b
-            if isinstance(node.op, ast.Mult):
-                return b * a if isinstance(a, int) and not isinstance(b, int) else a * b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.FloorDiv):
-                return a // b
-        if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            a, b = known(ev(node.left), "a comparison"), known(ev(node.comparators[0]), "a comparison")
-            op = node.ops[0]
-            table = {ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b, ast.GtE: a >= b, ast.Eq: a == b, ast.NotEq: a != b}
-            for kind, result in table.items():
-                if isinstance(op, kind):
-                    return result
-        if isinstance(node, ast.IfExp):
-            return ev(node.body) if ev(node.test) else ev(node.orelse)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            args = [ev(a) for a in node.args]
-            if node.func.id == "ceil_div" and len(args) == 2:
-                return arith.cdiv(args[0], args[1])
-            if node.func.id == "float_bits" and len(args) == 1:
-                return float_bits(float(args[0]))
-            if node.func.id in ("min", "max") and args:
-                values = [known(a, f"{node.func.id}()") for a in args]
-                return min(values) if node.func.id == "min" else max(values)
-        raise SpecError(f"launch expression {text!r}: {ast.dump(node)[:60]} is not allowed",
-                        hint="use + - * //, comparisons, a if c else b, ceil_div/min/max/float_bits")
-
-    return ev(tree)
+        grid = expr.evaluate(kernel.grid, env, algebra)
+        scalars = [expr.evaluate(s.value, env, algebra) for s in kernel.scalars]
+    except expr.SymbolicValue as exc:
+        raise BuildError(f"{desc.path}: kernel launch rule: {exc}",
+                         hint="make that dim static in model.yaml, or write the grid without a comparison "
+                         "(kernels with grid-stride loops accept any grid >= 1)") from None
+    return grid, kernel.block, kernel.shared_memory, scalars
 
 
-def launch_env(desc: OpDescription, rows: Any, cols: Any, dtype: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The names launch expressions see (attributes with their op.yaml defaults where not given)."""
-    if dtype not in DTYPE_BYTES:
-        raise SpecError(f"{desc.name}: AOT kernels support {', '.join(DTYPE_BYTES)}, not {dtype!r}")
-    env: dict[str, Any] = {a.name: attrs.get(a.name, a.default) for a in desc.attributes}
-    env.update(rows=rows, cols=cols, block=require_kernel(desc).block, vec=VECTOR_BYTES // DTYPE_BYTES[dtype])
-    return env
-
-
-def evaluate_launch(desc: OpDescription, env: Mapping[str, Any], arith: Arith) -> tuple[Any, int, int, list[Any]]:
-    """(grid, block, shared memory, scalar args) of the op's rule over ``env``."""
-    kernel = require_kernel(desc)
-    grid = evaluate(kernel.grid, env, arith)
-    return grid, kernel.block, kernel.shared_memory, [evaluate(s.value, env, arith) for s in kernel.scalars]
-
-
-def concrete_launch(desc: OpDescription, shape: Sequence[int], dtype: str,
+def concrete_launch(desc: OpDescription, input_shapes: Sequence[Sequence[int]], dtype: str,
                     attrs: Mapping[str, Any] | None = None) -> ConcreteLaunch:
-    """The launch TensorRT makes for one concrete shape of the op's first input.
+    """The launch TensorRT makes for concrete input shapes (one per op input).
 
-    Args:
-        desc: The op.
-        shape: Shape of the first tensor input (at least one dim).
-        dtype: trtrepo dtype of the inputs.
-        attrs: Attribute values (op.yaml defaults otherwise).
+    Raises:
+        BuildError: A scalar does not fit int32 (the entries take int32 sizes: the op cannot take tensors this big).
     """
-    if not shape:
-        raise BuildError(f"{desc.name}: the first input needs at least one dim")
-    rows = 1
-    for d in shape[:-1]:
-        rows *= int(d)
-    env = launch_env(desc, rows, int(shape[-1]), dtype, attrs or {})
-    grid, block, shmem, scalars = evaluate_launch(desc, env, INT_ARITH)
+    grid, block, shmem, scalars = evaluate_launch(desc, [list(map(int, s)) for s in input_shapes], dtype,
+                                                  attrs or {}, expr.INT)
+    kernel = desc.require_kernel()
+    for spec, value in zip(kernel.scalars, scalars, strict=True):
+        if not -(2**31) <= int(value) < 2**31:
+            raise BuildError(f"{desc.name}: kernel scalar {spec.name} = {value} does not fit int32 for input shapes "
+                             f"{[list(s) for s in input_shapes]}", hint="the op's kernels take int32 sizes")
+    if not 1 <= int(grid) < 2**31:
+        raise BuildError(f"{desc.name}: grid {grid} for input shapes {[list(s) for s in input_shapes]} is not in "
+                         "[1, 2^31)")
     return ConcreteLaunch(grid=int(grid), block=block, shared_memory=shmem, scalars=tuple(int(s) for s in scalars))

@@ -4,7 +4,7 @@
   registry (op.yaml ``plugin`` name/version, namespace = op namespace), build its fields from the op attributes,
   ``create_plugin(..., TensorRTPhase.BUILD)`` and ``add_plugin_v3``. The C++ plugin library is dlopen'ed first;
   the plan then needs that library at serve time.
-* ``aot`` — a TensorRT AOT QDP plugin (``tensorrt.plugin``): output descriptors from the ``like:`` rules, the PTX
+* ``aot`` — a TensorRT AOT QDP plugin (``tensorrt.plugin``): output descriptors from op.yaml's output rules, the PTX
   compiled from the op's CUDA source, launch parameters from op.yaml's kernel rule over symbolic shapes. The
   kernel is embedded in the plan: nothing to load at serve time.
 * ``decompose`` — the op folder's aten decomposition applied with ``ExportedProgram.run_decompositions({op: fn})``.
@@ -24,7 +24,7 @@ from typing import Any
 
 from trtrepo.errors import BuildError
 from trtrepo.ops.description import OpDescription
-from trtrepo.tensorrt.opfacts import output_rules, plugin_fields, require_plugin, split_args
+from trtrepo.tensorrt.opfacts import plugin_fields, require_plugin, split_args
 
 LOGGER = logging.getLogger(__name__)
 
@@ -159,14 +159,20 @@ def trt_dtype_name(dtype: Any) -> str:
 def register_aot_plugin(desc: OpDescription, ptx_path: Path) -> None:
     """Define ``desc.name`` as a TensorRT QDP plugin with an AOT implementation, and its generated converter.
 
+    The output descriptors come from op.yaml's output rules (``like:`` keeps the input's descriptor; ``shape:`` is
+    evaluated over the inputs' ShapeExprs), the launch from its kernel block: the same rules the fake kernel, the
+    C++ plugin and ``trtrepo ops check`` use.
+
     Args:
         desc: The op (needs ``kernel`` entries and launch rule in op.yaml).
         ptx_path: PTX of the op's CUDA source holding every dtype entry (trtrepo.ops.build).
     """
+    import tensorrt as trt
     import tensorrt.plugin as trtp
 
+    from trtrepo import dtypes
     from trtrepo.tensorrt import tt_adapter
-    from trtrepo.tensorrt.launch import Arith, evaluate_launch, launch_env, require_kernel
+    from trtrepo.tensorrt.launch import evaluate_launch, qdp_algebra
 
     defined = _AOT_PLUGINS.get(desc.name)
     if defined is not None:
@@ -175,29 +181,38 @@ def register_aot_plugin(desc: OpDescription, ptx_path: Path) -> None:
                              hint="build models that use different PTX of one op in separate processes")
         return
     ptx = Path(ptx_path).read_bytes()
-    like = output_rules(desc)
     attr_names = [a.name for a in desc.attributes]
     n_in = len(desc.inputs)
-    entries = require_kernel(desc).entries
+    entries = desc.require_kernel().entries
     register_sig, impl_sig = qdp_signatures(desc, trtp.TensorDesc, trtp.KernelLaunchParams, trtp.SymIntExprs)
+    algebra = qdp_algebra(trtp)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        names = [*desc.inputs, *attr_names]
+        bound = dict(zip(names, args, strict=False))
+        bound.update({k: v for k, v in kwargs.items() if k in names})
+        return [bound[n] for n in desc.inputs], {a: bound.get(a) for a in attr_names}
 
     def describe(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        descs = list(args[:n_in]) + [kwargs[n] for n in desc.inputs[len(args[:n_in]):]]
-        return tuple(descs[i].like() for i in like)
-
-    arith = Arith(cdiv=trtp.cdiv, constant=lambda v: int(v) if isinstance(v, int) else
-                  (int(v.constant_value) if getattr(v, "is_constant", False) else None))
+        descs, values = bind(args, kwargs)
+        shapes = desc.output_shapes([list(d.shape_expr) for d in descs], values, algebra)
+        out = []
+        for rule, shape in zip(desc.outputs, shapes, strict=True):
+            if rule.like is not None:
+                out.append(descs[desc.inputs.index(rule.like)].like())
+                continue
+            kind = (descs[desc.inputs.index(rule.dtype)].dtype if rule.dtype_from_input
+                    else getattr(trt.DataType, dtypes.get(rule.dtype).tensorrt))
+            out.append(trtp.from_shape_expr(tuple(shape), dtype=kind))
+        return tuple(out)
 
     def aot_impl(*args: Any) -> tuple[bytes, bytes, Any, Any]:
-        descs, values = args[:n_in], dict(zip(attr_names, args[n_in:n_in + len(attr_names)], strict=True))
-        first = descs[0]
-        dtype = trt_dtype_name(first.dtype)
+        descs, values = list(args[:n_in]), dict(zip(attr_names, args[n_in:n_in + len(attr_names)], strict=True))
+        dtype = trt_dtype_name(descs[0].dtype)
         if dtype not in entries:
             raise BuildError(f"{desc.name}: op.yaml kernel.entries has no {dtype} entry")
-        shape = first.shape_expr
-        cols = shape[first.ndim - 1]
-        env = launch_env(desc, shape.numel() // cols, cols, dtype, values)
-        grid, block, shmem, scalars = evaluate_launch(desc, env, arith)
+        grid, block, shmem, scalars = evaluate_launch(desc, [list(d.shape_expr) for d in descs], dtype, values,
+                                                      algebra)
         params = trtp.KernelLaunchParams()
         params.grid_x = grid
         params.block_x = block

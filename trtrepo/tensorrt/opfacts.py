@@ -2,14 +2,13 @@
 
 ``trtrepo.ops.description`` is the only reader of op.yaml; everything here takes its
 :class:`~trtrepo.ops.description.OpDescription` and is unit-tested on CPU: plugin field mapping (attribute type →
-TensorRT ``PluginFieldType`` + numpy dtype), the plugin creator an op needs, splitting an FX node's args into tensors
-and attributes, dtype names, the ``like:`` output rules and ``float_bits``. dtype names: :mod:`trtrepo.dtypes`.
+TensorRT ``PluginFieldType`` + numpy dtype), the plugin creator an op needs and splitting an FX node's args into
+tensors and attributes. dtype names: :mod:`trtrepo.dtypes`; output rules: ``OpDescription.output_shapes``.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,14 +58,10 @@ def require_plugin(desc: OpDescription) -> PluginInfo:
 # ------------------------------------------------------------------------------------------ plugin fields
 def attribute_values(desc: OpDescription, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every attribute's value: the given one, else the op.yaml default; BuildError when a required one is absent."""
-    values: dict[str, Any] = {}
-    for attr in desc.attributes:
-        if attr.name in given and given[attr.name] is not None:
-            values[attr.name] = given[attr.name]
-        elif attr.default is not None:
-            values[attr.name] = attr.default
-        else:
-            raise BuildError(f"{desc.name}: attribute {attr.name!r} has no value and no default in op.yaml")
+    values = desc.attribute_values(given)
+    for name, value in values.items():
+        if value is None:
+            raise BuildError(f"{desc.name}: attribute {name!r} has no value and no default in op.yaml")
     return values
 
 
@@ -143,24 +138,3 @@ def split_args(desc: OpDescription, args: Sequence[Any], kwargs: Mapping[str, An
 
 
 # ------------------------------------------------------------------------------------------ dtypes and shapes
-def output_rules(desc: OpDescription) -> list[int]:
-    """For each output, the index of the input it is ``like:`` (same shape and dtype)."""
-    indices = []
-    for out in desc.outputs:
-        if out.like not in desc.inputs:
-            raise SpecError(f"{desc.name}: outputs.{out.name}.like names {out.like!r}, not one of its inputs "
-                            f"{list(desc.inputs)}")
-        indices.append(desc.inputs.index(out.like))
-    return indices
-
-
-def output_shapes(desc: OpDescription, input_shapes: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
-    """Concrete output shapes from concrete input shapes, by the ``like:`` rules (what getOutputShapes computes)."""
-    if len(input_shapes) != len(desc.inputs):
-        raise BuildError(f"{desc.name}: {len(input_shapes)} input shapes for {len(desc.inputs)} inputs")
-    return [tuple(input_shapes[i]) for i in output_rules(desc)]
-
-
-def float_bits(value: float) -> int:
-    """The IEEE-754 float32 bit pattern of ``value`` as a signed int32 (how AOT kernels receive float attributes)."""
-    return int(struct.unpack("<i", struct.pack("<f", float(value)))[0])
