@@ -123,7 +123,8 @@ def test_same_ops_from_another_cache_folder_are_not_loaded_twice(built_ops, tmp_
 
     copy = tmp_path / "libcopy.so"
     shutil.copy2(built_ops.torch_library, copy)
-    library.load_ops(dataclasses.replace(built_ops, torch_library=copy))
+    first = built_ops.torch_libraries[0]
+    library.load_ops(dataclasses.replace(built_ops, torch_libraries=(dataclasses.replace(first, path=copy),)))
     assert copy.resolve() not in library._LOADED_LIBRARIES
     assert torch.ops.trtrepo.bias_gelu(torch.zeros(1, 2), torch.zeros(2)).abs().max().item() == 0.0
 

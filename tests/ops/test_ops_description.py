@@ -17,7 +17,10 @@ CASES = Path(__file__).parent / "cases"
 
 def test_shipped_ops_parse() -> None:
     ops = discover_ops([PLUGIN_SRC])
-    assert list(ops) == ["trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm"]
+    assert list(ops) == ["trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm", "trtrepo::silu_and_mul"]
+    swiglu = ops["trtrepo::silu_and_mul"]
+    assert swiglu.outputs[0].like is None and swiglu.output_shapes([(4, 3, 10)]) == [(4, 3, 5)]
+    assert [str(d) for d in swiglu.input_specs[0].pattern or ()] == ["...", "2*H"]
     rms = ops["trtrepo::fused_add_rms_norm"]
     assert rms.inputs == ("x", "residual", "weight")
     assert [(a.name, a.type, a.default) for a in rms.attributes] == [("eps", "float", 1e-6)]
@@ -44,8 +47,8 @@ def test_duplicate_op_names_in_two_roots_rejected_naming_both_folders(tmp_path: 
     assert str(PLUGIN_SRC / "bias_gelu") in (info.value.hint or "")
     assert str(tmp_path / "other" / "gelu_copy") in (info.value.hint or "")
     # the same folder reached twice (as a root and as an op folder) is one op, not a clash
-    assert list(discover_ops([PLUGIN_SRC / "bias_gelu", PLUGIN_SRC])) == ["trtrepo::bias_gelu",
-                                                                          "trtrepo::fused_add_rms_norm"]
+    assert list(discover_ops([PLUGIN_SRC / "bias_gelu", PLUGIN_SRC]))[:2] == ["trtrepo::bias_gelu",
+                                                                              "trtrepo::fused_add_rms_norm"]
 
 
 def test_missing_folder_rejected(tmp_path: Path) -> None:

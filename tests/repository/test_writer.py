@@ -12,7 +12,7 @@ import pytest
 from trtrepo._hashing import hash_tree, sha256_bytes, sha256_file
 from trtrepo.contracts import IOSpec, ModelArtifacts
 from trtrepo.errors import BuildError, SpecError
-from trtrepo.ops.build import BuiltOps
+from trtrepo.ops.build import BuiltOps, TorchLibrary
 from trtrepo.repository import config as cfg
 from trtrepo.repository import writer
 from trtrepo.repository.manifest import MANIFEST_FILENAME, environment
@@ -74,8 +74,8 @@ def fake_ops(root: Path) -> BuiltOps:
     library.parent.mkdir(parents=True)
     library.write_bytes(b"ops")
     (library.parent / "build.log").write_text("ops build log\n")
-    return BuiltOps(descriptions={}, torch_library=library, with_cuda=False, ptx={}, trt_plugin_library=None,
-                    hashes={"torch_library": sha256_bytes(b"ops")})
+    return BuiltOps(descriptions={}, torch_libraries=(TorchLibrary(library, (), root),), with_cuda=False, ptx={},
+                    trt_plugin_library=None, hashes={"torch_library": sha256_bytes(b"ops")})
 
 
 def test_layout_config_and_manifest(project: Spec, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_plain_tritonserver_loads_the_built_repository(gelu_project: Path, tmp_p
     folders = sorted(p.name for p in repo.iterdir() if p.is_dir())
     assert folders == ["gelu_block"], "every root folder must be a model folder"
     assert all((repo / f / "config.pbtxt").is_file() for f in folders)
-    assert (repo / "gelu_block" / "plugins" / "libtrtrepo_ops.so").is_file()
+    assert (repo / "gelu_block" / "plugins" / "libtrtrepo_ops_plugin_src.so").is_file()
     assert (repo / "gelu_block" / "logs" / "ops").is_dir()
 
     install = find_tritonserver()

@@ -42,11 +42,19 @@ from trtrepo.ops.steps import Step, cached_build, compile_count, run_steps
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["LIBRARY_NAME", "TRT_LIBRARY_NAME", "BuiltOps", "build_ops", "compile_count", "ptx_entries"]
+__all__ = ["TRT_LIBRARY_NAME", "BuiltOps", "TorchLibrary", "build_ops", "compile_count", "library_name", "ptx_entries"]
 
-LIBRARY_NAME = "libtrtrepo_ops.so"
 TRT_LIBRARY_NAME = "libtrtrepo_trt_plugins.so"
 HEADER_SUFFIXES = (".h", ".cuh", ".hpp")
+
+
+@dataclass(frozen=True)
+class TorchLibrary:
+    """One plugin root's torch op library: each root gets its own, so roots combine freely in one process."""
+
+    path: Path
+    ops: tuple[str, ...]
+    root: Path
 
 
 @dataclass(frozen=True)
@@ -55,19 +63,24 @@ class BuiltOps:
 
     Attributes:
         descriptions: op name → description.
-        torch_library: The op library for ``torch.ops.load_library``.
-        with_cuda: Whether the library holds CUDA kernels (else CPU only).
+        torch_libraries: The op libraries for ``torch.ops.load_library``, one per plugin root, in root order.
+        with_cuda: Whether the libraries hold CUDA kernels (else CPU only).
         ptx: op name → PTX file with every dtype entry of the op's kernel.
-        trt_plugin_library: The TensorRT plugin library, or None when not asked for.
-        hashes: sha256 per artifact: ``torch_library``, ``ptx:<op name>``, ``trt_plugin_library``.
+        trt_plugin_library: The TensorRT plugin library (all roots in one), or None when not asked for.
+        hashes: sha256 per artifact: ``torch:<library file name>``, ``ptx:<op name>``, ``trt_plugin_library``.
     """
 
     descriptions: dict[str, OpDescription]
-    torch_library: Path
+    torch_libraries: tuple[TorchLibrary, ...]
     with_cuda: bool
     ptx: dict[str, Path]
     trt_plugin_library: Path | None
     hashes: dict[str, str]
+
+    @property
+    def torch_library(self) -> Path:
+        """The first root's op library (the only one when the spec has one plugin root)."""
+        return self.torch_libraries[0].path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -119,7 +132,7 @@ def _includes(desc: OpDescription) -> list[str]:
 # the torch op library
 
 
-def _build_torch_library(descs: dict[str, OpDescription], cache_dir: Path, with_cuda: bool,
+def _build_torch_library(descs: dict[str, OpDescription], name: str, cache_dir: Path, with_cuda: bool,
                          progress: Progress) -> Path:
     torch = toolchain.torch_facts()
     cxx = toolchain.cxx()
@@ -153,17 +166,17 @@ def _build_torch_library(descs: dict[str, OpDescription], cache_dir: Path, with_
             else:
                 cmd = (cxx, *toolchain.CXX_FLAGS, *defines, *_includes(desc), *system, "-c", str(src), "-o", obj)
                 steps.append(Step(f"compiling {_label(desc, src)}", cmd))
-    link = Step(f"linking {LIBRARY_NAME}", (cxx, "-shared", "-o", LIBRARY_NAME, *objects, *libs))
+    link = Step(f"linking {name}", (cxx, "-shared", "-o", name, *objects, *libs))
     key = content_key(keyed, {
         "torch": [torch.version, torch.cuda, torch.cxx11_abi, torch.include, torch.lib],
         "cxx": [toolchain.tool_version(cxx), toolchain.CXX_FLAGS, defines],
         "nvcc": [toolchain.tool_version(str(nvcc)), toolchain.NVCC_FLAGS, archs] if nvcc else None,
-        "objects": objects,
+        "objects": objects, "name": name,
     })
     folder = cache_dir / "torch" / key[:16]
-    cached_build(folder, [LIBRARY_NAME], lambda: run_steps(steps, [link], folder, progress), progress,
-                 f"torch op library ({'CPU+CUDA' if with_cuda else 'CPU'})")
-    return folder / LIBRARY_NAME
+    cached_build(folder, [name], lambda: run_steps(steps, [link], folder, progress), progress,
+                 f"torch op library {name} ({'CPU+CUDA' if with_cuda else 'CPU'})")
+    return folder / name
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -300,7 +313,8 @@ def build_ops(sources: Sequence[Path], cache_dir: Path, *, with_cuda: bool | Non
         MissingDependencyError: torch, nvcc, CUDA torch (with_cuda=True) or TensorRT headers (tensorrt=True).
     """
     deps.require("torch", "building the custom op library")
-    descs = discover_ops(sources)
+    descs = discover_ops(sources)  # all roots together: refuses one op declared in two roots
+    groups = _libraries(sources, descs)
     if not descs:
         raise BuildError(f"no op.yaml found under {', '.join(str(s) for s in sources)}",
                          hint="each op is a folder <plugin root>/<op>/ with an op.yaml (see plugin_src/README.md)")
@@ -315,8 +329,12 @@ def build_ops(sources: Sequence[Path], cache_dir: Path, *, with_cuda: bool | Non
         if torch.version.cuda is None:
             raise MissingDependencyError(f"a CUDA op library needs a CUDA build of torch; this is {torch.__version__}",
                                          hint=deps.INSTALL_HINTS["cuda_torch"])
-    torch_lib = _build_torch_library(descs, cache_dir, with_cuda, progress)
-    hashes = {"torch_library": sha256_file(torch_lib)}
+    libraries = []
+    hashes: dict[str, str] = {}
+    for (root, name), ops in groups.items():
+        path = _build_torch_library(ops, name, cache_dir, with_cuda, progress)
+        libraries.append(TorchLibrary(path, tuple(ops), root))
+        hashes[f"torch:{name}"] = sha256_file(path)
     ptx: dict[str, Path] = {}
     for name, desc in descs.items():
         if desc.kernel is not None:
@@ -326,8 +344,35 @@ def build_ops(sources: Sequence[Path], cache_dir: Path, *, with_cuda: bool | Non
     if tensorrt:
         trt_lib = _build_trt_plugins(descs, cache_dir, progress)
         hashes["trt_plugin_library"] = sha256_file(trt_lib)
-    return BuiltOps(descriptions=descs, torch_library=torch_lib, with_cuda=with_cuda, ptx=ptx,
+    return BuiltOps(descriptions=descs, torch_libraries=tuple(libraries), with_cuda=with_cuda, ptx=ptx,
                     trt_plugin_library=trt_lib, hashes=hashes)
+
+
+def library_name(root: Path, taken: set[str]) -> str:
+    """``libtrtrepo_ops_<root folder>.so``, made unique among ``taken``."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", root.name) or "root"
+    name, n = f"libtrtrepo_ops_{stem}.so", 2
+    while name in taken:
+        name, n = f"libtrtrepo_ops_{stem}_{n}.so", n + 1
+    return name
+
+
+def _libraries(sources: Sequence[Path],
+               descs: dict[str, OpDescription]) -> dict[tuple[Path, str], dict[str, OpDescription]]:
+    """(root, library file name) → its ops, one library per source given (a root, or a single op folder)."""
+    groups: dict[tuple[Path, str], dict[str, OpDescription]] = {}
+    placed: set[str] = set()
+    taken: set[str] = set()
+    for source in sources:
+        root = Path(source).resolve()
+        ops = {n: d for n, d in descs.items() if n not in placed and (d.folder == root or d.folder.parent == root)}
+        if not ops:
+            continue
+        name = library_name(root, taken)
+        taken.add(name)
+        placed |= set(ops)
+        groups[(root, name)] = dict(sorted(ops.items()))
+    return groups
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -339,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m trtrepo.ops.build PLUGIN_ROOT... [--tensorrt]", file=sys.stderr)
         return 2
     built = build_ops(roots, settings.cache_dir(), tensorrt=tensorrt, progress=print)
-    print(json.dumps({"torch_library": str(built.torch_library), "with_cuda": built.with_cuda,
+    print(json.dumps({"torch_libraries": [str(lib.path) for lib in built.torch_libraries], "with_cuda": built.with_cuda,
                       "ptx": {k: str(v) for k, v in built.ptx.items()},
                       "trt_plugin_library": str(built.trt_plugin_library) if built.trt_plugin_library else None,
                       "hashes": built.hashes}, indent=1))

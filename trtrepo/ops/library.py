@@ -58,7 +58,8 @@ def make_fake(desc: OpDescription) -> Callable[..., Any]:
     return fake
 
 
-def _has_meta_kernel(name: str) -> bool:
+def has_meta_kernel(name: str) -> bool:
+    """Whether a C++ Meta kernel is registered for ``name`` (``ns::op``)."""
     import torch
 
     return bool(torch._C._dispatch_has_kernel_for_dispatch_key(name, "Meta"))
@@ -71,7 +72,7 @@ def register_fakes(descriptions: dict[str, OpDescription]) -> None:
     for name, desc in descriptions.items():
         if name in _FAKES:
             continue
-        if _has_meta_kernel(name):
+        if has_meta_kernel(name):
             LOGGER.debug("%s has a C++ Meta kernel; no Python fake registered", name)
         else:
             torch.library.register_fake(name, make_fake(desc))
@@ -105,28 +106,31 @@ def _defined(desc: OpDescription) -> bool:
 
 
 def load_ops(built: BuiltOps) -> None:
-    """Load ``built.torch_library`` and register fake kernels for its ops (idempotent).
+    """Load every op library of ``built`` and register fake kernels for its ops (idempotent).
 
-    A process can hold one definition of an op: when every op is already defined (the same ops built into another
-    cache folder and loaded earlier, e.g. by the build stage before a factory's ensure_loaded()), the library is not
-    loaded again and the loaded definitions serve.
+    A process can hold one definition of an op: a library whose ops are all defined already (the same root built
+    into another cache folder and loaded earlier) is not loaded again, and the loaded definitions serve.
 
     Raises:
-        BuildError: The library does not load, it does not define an op its op.yaml declares, or only some of its
-            ops are already defined by another library.
+        BuildError: A library does not load, does not define an op its op.yaml declares, or only some of its ops
+            are already defined by another library.
     """
-    present = [name for name, desc in built.descriptions.items() if _defined(desc)]
-    if Path(built.torch_library).resolve() in _LOADED_LIBRARIES or len(present) < len(built.descriptions):
-        if present and Path(built.torch_library).resolve() not in _LOADED_LIBRARIES:
-            raise BuildError(f"{built.torch_library}: ops {', '.join(present)} are already defined in this process "
-                             "by another library", hint="load one op library per process (restart the process)")
-        load_library(built.torch_library)
-    else:
-        LOGGER.debug("ops %s already defined; %s not loaded", ", ".join(present), built.torch_library)
-    for name, desc in built.descriptions.items():
-        if not _defined(desc):
-            raise BuildError(f"{desc.path}: {name} is declared but {built.torch_library} does not define it",
-                             hint=f"add TORCH_LIBRARY_FRAGMENT({desc.namespace}, m) {{ m.def(...) }} to the binding")
+    for library in built.torch_libraries:
+        descs = {name: built.descriptions[name] for name in library.ops}
+        present = [name for name, desc in descs.items() if _defined(desc)]
+        loaded = Path(library.path).resolve() in _LOADED_LIBRARIES
+        if loaded or len(present) < len(descs):
+            if present and not loaded:
+                raise BuildError(f"{library.path}: ops {', '.join(present)} are already defined in this process by "
+                                 "another library", hint="load one op library per plugin root and process")
+            load_library(library.path)
+        else:
+            LOGGER.debug("ops %s already defined; %s not loaded", ", ".join(present), library.path)
+        for name, desc in descs.items():
+            if not _defined(desc):
+                raise BuildError(f"{desc.path}: {name} is declared but {library.path} does not define it",
+                                 hint=f"add TORCH_LIBRARY_FRAGMENT({desc.namespace}, m) {{ m.def(...) }} to the "
+                                 "binding")
     with _LOCK:
         register_fakes(built.descriptions)
 

@@ -38,7 +38,7 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
     """Package ``ep`` as a Python-backend model.
 
     Args:
-        ctx: The build context; ``ctx.ops.torch_library`` (if any) is the op library model.py loads.
+        ctx: The build context; ``ctx.ops.torch_libraries`` are the op libraries model.py loads.
         model: The model's spec: input names (in forward() order) and output names come from it.
         ep: The model's ``torch.export.ExportedProgram``.
 
@@ -146,7 +146,8 @@ def custom_ops(ep: Any) -> set[str]:
 def _op_libraries(ctx: BuildContext) -> list[Path]:
     if ctx.ops is None:
         return []
-    path = Path(ctx.ops.torch_library)
-    if not path.is_file():
-        raise BuildError(f"op library {path} does not exist", hint="the op build did not produce it; see its log")
-    return [path]
+    paths = [Path(lib.path) for lib in ctx.ops.torch_libraries]
+    for path in paths:
+        if not path.is_file():
+            raise BuildError(f"op library {path} does not exist", hint="the op build did not produce it; see its log")
+    return paths
