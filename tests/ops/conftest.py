@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +48,19 @@ def built_ops(ops_cache: Path, build_stats: dict[str, int]):  # -> BuiltOps
     build_stats["first_build_compiles"] = build.compile_count() - before
     load_ops(built)
     return built
+
+
+@pytest.fixture
+def write_op(tmp_path: Path) -> Callable[[str], object]:
+    """Write an op.yaml (no kernel block) into a fresh folder under tmp_path and load it."""
+    from trtrepo.ops.description import load_op_description
+
+    count = iter(range(1000))
+
+    def write(text: str) -> object:
+        folder = tmp_path / f"op{next(count)}"
+        folder.mkdir()
+        (folder / "op.yaml").write_text(text)
+        return load_op_description(folder / "op.yaml")
+
+    return write

@@ -1,9 +1,10 @@
-"""Pure parts of scripts/bench_kernels.py (traffic model, sizes, ratios, goals, tables) and a CPU smoke run."""
+"""trtrepo/ops/bandwidth.py (``trtrepo bench kernels``): the traffic model from op.yaml (shape patterns and output
+rules, never op names), sizes, ratios, goals, tables, and a CPU smoke run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,34 +12,37 @@ from types import ModuleType
 import pytest
 
 from trtrepo import deps
+from trtrepo.ops import bandwidth
+from trtrepo.ops.description import OpDescription, discover_ops
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_kernels.py"
+REPO = Path(__file__).resolve().parents[2]
+OPS = discover_ops([REPO / "plugin_src"])
+GELU, RMS, SWIGLU = OPS["trtrepo::bias_gelu"], OPS["trtrepo::fused_add_rms_norm"], OPS["trtrepo::silu_and_mul"]
 
 
 @pytest.fixture(scope="module")
 def bk() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_kernels_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bandwidth
 
 
-def test_traffic_model(bk: ModuleType) -> None:
+def test_traffic_model_from_op_yaml(bk: ModuleType, write_op) -> None:
     # bias_gelu: x and bias read, out written
-    assert bk.traffic_bytes("bias_gelu", 8, 1024, 2) == ((8 * 1024 + 1024) * 2, 8 * 1024 * 2)
+    assert bk.traffic_bytes(GELU, 8, 1024, "fp16") == ((8 * 1024 + 1024) * 2, 8 * 1024 * 2)
     # fused_add_rms_norm: x, residual, weight read; out, residual_out written
-    assert bk.traffic_bytes("fused_add_rms_norm", 4, 256, 4) == ((2 * 1024 + 256) * 4, 2 * 1024 * 4)
-    with pytest.raises(ValueError, match="no traffic model"):
-        bk.traffic_bytes("softmax", 1, 1, 4)
+    assert bk.traffic_bytes(RMS, 4, 256, "fp32") == ((2 * 1024 + 256) * 4, 2 * 1024 * 4)
+    # silu_and_mul: x [rows, 2H] read, out [rows, H] written (its rule halves the last dim)
+    assert bk.traffic_bytes(SWIGLU, 4, 256, "bf16") == (4 * 256 * 2, 4 * 128 * 2)
+    # a user's op: an fp32 output of another shape than the fp16 input
+    pool = write_op('name: ns::pool\nschema: "pool(Tensor x) -> Tensor"\ninputs: [{name: x, shape: [..., D]}]\n'
+                    'outputs:\n  - {name: y, shape: "x[:-1] + [2]", dtype: fp32}\ndtypes: [fp16]\n')
+    assert bk.traffic_bytes(pool, 10, 64, "fp16") == (10 * 64 * 2, 10 * 2 * 4)
 
 
 def test_bandwidth_and_copy_size(bk: ModuleType) -> None:
     assert bk.bandwidth_gbs(3_000_000_000, 1.0) == pytest.approx(3.0)
     assert bk.bandwidth_gbs(10, 0.0) == 0.0
     # a copy moving the same bytes reads half and writes half
-    read, written = bk.traffic_bytes("bias_gelu", 1024, 4096, 2)
+    read, written = bk.traffic_bytes(GELU, 1024, 4096, "fp16")
     n = bk.copy_elements(read, written, 2)
     assert 2 * n * 2 == pytest.approx(read + written, abs=4)
 
@@ -63,20 +67,20 @@ def test_plan_repetitions(bk: ModuleType) -> None:
     assert bk.plan_repetitions(0.0)[0] == bk.MAX_INNER
 
 
-def _result(bk: ModuleType, op: str, dtype: str, rows: int, kernel_s: float, copy_s: float,
+def _result(bk: ModuleType, op: OpDescription, dtype: str, rows: int, kernel_s: float, copy_s: float,
             eager_s: float | None = None, l2: int = 50 * 2**20):
     return bk.make_result(op, dtype, rows, 4096, kernel_s, copy_s, eager_s, l2, "cuda-graph+events")
 
 
 def test_make_result_ratios(bk: ModuleType) -> None:
-    r = _result(bk, "bias_gelu", "fp16", 2**18, kernel_s=1.0e-3, copy_s=0.9e-3, eager_s=3e-3)
+    r = _result(bk, GELU, "fp16", 2**18, kernel_s=1.0e-3, copy_s=0.9e-3, eager_s=3e-3)
     total = r.bytes_read + r.bytes_written
     assert r.kernel_gbs == pytest.approx(total / 1e-3 / 1e9)
     assert r.kernel_vs_copy == pytest.approx(0.9)
     assert r.eager_vs_copy == pytest.approx(0.3)
     assert r.speedup_vs_eager == pytest.approx(3.0)
     assert not r.cache_resident
-    small = _result(bk, "bias_gelu", "fp16", 16, 1e-6, 1e-6)
+    small = _result(bk, GELU, "fp16", 16, 1e-6, 1e-6)
     assert small.cache_resident and small.eager_ms is None and small.speedup_vs_eager is None
 
 
@@ -91,7 +95,7 @@ def test_copy_reference_is_the_faster_copy(bk: ModuleType) -> None:
 
 
 def test_make_result_reports_both_copies_and_uses_the_faster(bk: ModuleType) -> None:
-    r = bk.make_result("bias_gelu", "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "cuda-graph+events",
+    r = bk.make_result(GELU, "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "cuda-graph+events",
                        memcpy_s=1.5e-3, sm_copy_s=1.0e-3)
     total = r.bytes_read + r.bytes_written
     assert r.copy_reference == "sm" and r.copy_ms == pytest.approx(1.0)
@@ -99,7 +103,7 @@ def test_make_result_reports_both_copies_and_uses_the_faster(bk: ModuleType) -> 
     assert r.sm_copy_gbs == pytest.approx(r.copy_gbs) and r.kernel_vs_copy == pytest.approx(1.0)
     # with the slower memcpy as reference this kernel would read 1.5: the bug the faster reference removes
     assert r.kernel_gbs / r.memcpy_gbs == pytest.approx(1.5)
-    fast_memcpy = bk.make_result("bias_gelu", "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "x",
+    fast_memcpy = bk.make_result(GELU, "fp16", 2**18, 4096, 1.0e-3, None, None, 50 * 2**20, "x",
                                  memcpy_s=0.8e-3, sm_copy_s=1.0e-3)
     assert fast_memcpy.copy_reference == "memcpy" and fast_memcpy.kernel_vs_copy == pytest.approx(0.8)
     text = bk.format_table([r])
@@ -112,28 +116,30 @@ def test_make_result_reports_both_copies_and_uses_the_faster(bk: ModuleType) -> 
 
 def test_goal_summary_uses_largest_dram_bound_size(bk: ModuleType) -> None:
     results = [
-        _result(bk, "bias_gelu", "fp32", 16, 1e-6, 2e-6),  # cache resident, ratio 2.0: must not count
-        _result(bk, "bias_gelu", "fp32", 2**16, 1.0, 0.80),  # 2 GiB traffic: ratio 0.80 < 0.85
-        _result(bk, "fused_add_rms_norm", "bf16", 2**16, 1.0, 0.80),  # ratio 0.80 >= 0.75
-        _result(bk, "fused_add_rms_norm", "fp16", 16, 1e-6, 1e-6),  # nothing DRAM-bound
+        _result(bk, GELU, "fp32", 16, 1e-6, 2e-6),  # cache resident, ratio 2.0: must not count
+        _result(bk, GELU, "fp32", 2**16, 1.0, 0.80),  # 2 GiB traffic: ratio 0.80 < 0.85
+        _result(bk, RMS, "bf16", 2**16, 1.0, 0.80),  # ratio 0.80 >= 0.75
+        _result(bk, RMS, "fp16", 16, 1e-6, 1e-6),  # nothing DRAM-bound
     ]
-    summary = {(s["op"], s["dtype"]): s for s in bk.goal_summary(results)}
-    assert summary[("bias_gelu", "fp32")]["kernel_vs_copy"] == pytest.approx(0.8)
-    assert summary[("bias_gelu", "fp32")]["meets_goal"] is False
-    assert summary[("fused_add_rms_norm", "bf16")]["meets_goal"] is True
-    assert summary[("fused_add_rms_norm", "fp16")]["meets_goal"] is None
-    text = bk.format_summary(bk.goal_summary(results), "NVIDIA H100")
+    goals = {GELU.name: 0.85, RMS.name: 0.75}
+    summary = {(s["op"], s["dtype"]): s for s in bk.goal_summary(results, goals)}
+    assert summary[(GELU.name, "fp32")]["kernel_vs_copy"] == pytest.approx(0.8)
+    assert summary[(GELU.name, "fp32")]["meets_goal"] is False
+    assert summary[(RMS.name, "bf16")]["meets_goal"] is True
+    assert summary[(RMS.name, "fp16")]["meets_goal"] is None
+    assert bk.goal_summary(results)[0]["meets_goal"] is None  # no goal given: nothing judged
+    text = bk.format_summary(bk.goal_summary(results, goals), "NVIDIA H100")
     assert text.splitlines()[0] == "SUMMARY bench_kernels on NVIDIA H100"
     assert "FAIL" in text and "PASS" in text and "n/a" in text
 
 
 def test_format_table(bk: ModuleType) -> None:
-    results = [_result(bk, "bias_gelu", "fp16", 2**10, 1e-4, 1e-4, 2e-4),
-               _result(bk, "fused_add_rms_norm", "fp32", 2**18, 4e-3, 3e-3)]
+    results = [_result(bk, GELU, "fp16", 2**10, 1e-4, 1e-4, 2e-4),
+               _result(bk, RMS, "fp32", 2**18, 4e-3, 3e-3)]
     lines = bk.format_table(results).splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1
-    assert lines[2].startswith("bias_gelu") and "2.00x" in lines[2]
-    assert lines[3].split()[0] == "fused_add_rms_norm" and "0.75" in lines[3].split()
+    assert lines[2].startswith(GELU.name) and "2.00x" in lines[2]
+    assert lines[3].split()[0] == RMS.name and "0.75" in lines[3].split()
 
 
 def test_human_bytes(bk: ModuleType) -> None:
@@ -146,21 +152,26 @@ def test_parse_args_rejects_unknown(bk: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bk.parse_args(["--dtypes", "fp8"])
     with pytest.raises(SystemExit):
-        bk.parse_args(["--ops", "softmax"])
-    args = bk.parse_args(["--ops", "bias_gelu", "--dtypes", "fp16,bf16", "--out", "x"])
-    assert args.ops == ["bias_gelu"] and args.dtypes == ["fp16", "bf16"]
+        bk.parse_args(["--goal", "trtrepo::bias_gelu"])
+    args = bk.parse_args(["plugin_src", "--ops", "trtrepo::bias_gelu", "--dtypes", "fp16,bf16", "--out", "x",
+                          "--goal", "trtrepo::bias_gelu=0.85"])
+    assert args.ops == ["trtrepo::bias_gelu"] and args.dtypes == ["fp16", "bf16"]
+    assert args.goals == {"trtrepo::bias_gelu": 0.85} and args.roots == [Path("plugin_src")]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not deps.has_torch() or deps.find_nvcc() is None,
                     reason="the op library build needs torch and nvcc (PTX is built with it)")
-def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path, run_python) -> None:
-    proc = run_python([str(SCRIPT), "--device", "cpu", "--quick", "--ops", "bias_gelu", "--dtypes", "fp32",
-                       "--out", str(tmp_path)], timeout=900)
+def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path, ops_cache: Path) -> None:
+    # a child process: it loads its own op library
+    proc = subprocess.run([sys.executable, "-m", "trtrepo.ops.bandwidth", str(REPO / "plugin_src"), "--device", "cpu",
+                           "--quick", "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads((tmp_path / "kernels.json").read_text())
     assert [r["rows"] * r["cols"] for r in data["results"]] == [2**12, 2**16]
     first = data["results"][0]
-    assert first["op"] == "bias_gelu" and first["kernel_ms"] > 0 and first["copy_ms"] > 0
+    assert first["op"] == "trtrepo::bias_gelu" and first["kernel_ms"] > 0 and first["copy_ms"] > 0
     # both copies timed; the reference is the faster one
     assert first["memcpy_gbs"] > 0 and first["sm_copy_gbs"] > 0
     assert first["copy_gbs"] == pytest.approx(max(first["memcpy_gbs"], first["sm_copy_gbs"]))

@@ -1,11 +1,13 @@
-#!/usr/bin/env python3
-"""Memory bandwidth of each custom op's CUDA kernel, as a fraction of a device-to-device copy of the same bytes.
+"""``trtrepo bench kernels``: memory bandwidth of each custom op's CUDA kernel, as a fraction of a device-to-device
+copy of the same bytes.
 
-Every op in plugin_src is built into the CUDA torch op library (``trtrepo.ops.build.build_ops(with_cuda=True)``,
-loaded with ``trtrepo.ops.library.load_ops``) and called through ``torch.ops.<ns>.<op>``. For each op, dtype and
-size, three things run on the same tensors in the same process:
+Every op of the plugin roots is built into the CUDA torch op library (``trtrepo.ops.build.build_ops(with_cuda=True)``,
+loaded with ``trtrepo.ops.library.load_ops``) and called through ``torch.ops.<ns>.<op>``. What it reads and writes
+comes from its op.yaml, never from its name: the inputs' shapes from their shape patterns (``[..., D]``: ``rows``
+leading rows, the symbols from ``cols``), the outputs' from the output rules, bytes from the dtypes. For each op,
+dtype and size, three things run on the same tensors in the same process:
 
-* the kernel (``torch.ops.trtrepo.bias_gelu`` ...),
+* the kernel (``torch.ops.<ns>.<op>``),
 * two device-to-device copies moving as many bytes as the kernel reads plus writes: ``dst.copy_(src)``
   (cudaMemcpyAsync, which at >= 1 GiB may run on the copy engines: ~2.8 TB/s on an H200 against ~4.2 TB/s below)
   and an SM copy kernel (``torch.bitwise_or(src, 0, out=dst)`` on int32 views, a vectorized elementwise kernel);
@@ -15,12 +17,12 @@ size, three things run on the same tensors in the same process:
 Effective bandwidth = (bytes read + bytes written) / median time. On CUDA each timing is CUDA events around a
 CUDA graph replaying the call ``inner`` times (launch overhead out of the picture for small sizes; plain
 launches if capture fails), many samples, median. Goals at large (DRAM-bound) sizes: elementwise ops >= 0.85 of
-the copy's bandwidth, row reductions >= 0.75.
+the copy's bandwidth, row reductions >= 0.75; ``--goal ns::op=0.85`` states them and the summary judges them.
 
-Run on the GPU machine (results and plots into --out, default $OUT)::
+Run on the GPU machine (results and plots into --out)::
 
-    python scripts/bench_kernels.py --out $OUT            # full sweep, ~1 min after the ~50 s op build
-    python scripts/bench_kernels.py --out $OUT --ncu      # also one ncu --set full profile per kernel
+    trtrepo bench kernels plugin_src --out $OUT            # full sweep, ~1 min after the ~50 s op build
+    trtrepo bench kernels plugin_src --out $OUT --ncu      # also one ncu --set full profile per kernel
 
 Here (no GPU) ``--device cpu --quick`` exercises the code path with the CPU op library; its numbers mean nothing.
 """
@@ -44,19 +46,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-LOGGER = logging.getLogger("bench_kernels")
+from trtrepo import dtypes
+from trtrepo.ops.description import OpDescription
 
-REPO = Path(__file__).resolve().parents[1]
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+LOGGER = logging.getLogger(__name__)
+
+DTYPE_BYTES = {d: dtypes.get(d).itemsize for d in dtypes.KERNEL_NAMES}
 # Elements of the op's main input (rows * cols). The launchers take int32 sizes, so 2**30 is the top; at fp32 it is a
 # 4 GiB tensor (a 16 GiB working set for fused_add_rms_norm with its copy reference). Few multi-GB points on purpose.
 SIZES = (2**16, 2**20, 2**24, 2**26, 2**28, 2**30)
 QUICK_SIZES = (2**12, 2**16)
 DEFAULT_COLS = 4096
 QUICK_COLS = 256
-# Bandwidth goals (fraction of copy bandwidth) at sizes whose traffic is far beyond L2.
-GOALS = {"bias_gelu": 0.85, "fused_add_rms_norm": 0.75}
-GOAL_KIND = {"bias_gelu": "elementwise", "fused_add_rms_norm": "row reduction"}
 LARGE_BYTES = 256 * 2**20  # traffic at or above this counts as DRAM-bound for the goal
 MAX_ELEMENTS = 2**31 - 1
 TARGET_SAMPLE_S = 2e-4  # one timed sample lasts at least this long (inner repetitions for tiny kernels)
@@ -68,18 +69,31 @@ TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 6e-2}
 
 
 # ------------------------------------------------------------------------------------------------- pure parts
-def traffic_bytes(op: str, rows: int, cols: int, elem_bytes: int) -> tuple[int, int]:
-    """(bytes read, bytes written) by one call of ``op`` on a [rows, cols] input, at the minimum possible.
+def shapes_for(desc: OpDescription, rows: int, cols: int) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(input shapes, output shapes) of one call whose first input is ``rows`` rows of ``cols``: the shape patterns
+    with ``...`` = [rows] and every symbol set so that the first input's last dim is ``cols``."""
+    first = desc.input_specs[0].pattern or ()
+    factor = first[-1].factor if first and first[-1].symbol is not None else 1
+    value = max(1, cols // factor)
+    inputs = desc.input_shapes([rows], {s: value for s in desc.symbols()})
+    return inputs, [tuple(s) for s in desc.output_shapes(inputs)]
 
-    bias_gelu reads x and bias, writes out; fused_add_rms_norm reads x, residual and weight, writes out and
-    residual_out.
-    """
-    n = rows * cols
-    if op == "bias_gelu":
-        return (n + cols) * elem_bytes, n * elem_bytes
-    if op == "fused_add_rms_norm":
-        return (2 * n + cols) * elem_bytes, 2 * n * elem_bytes
-    raise ValueError(f"no traffic model for op {op!r}; known: {', '.join(GOALS)}")
+
+def traffic_bytes(desc: OpDescription, rows: int, cols: int, dtype: str) -> tuple[int, int]:
+    """(bytes read, bytes written) by one call, at the minimum possible: every input read once, every output
+    written once (sizes from op.yaml)."""
+    inputs, outputs = shapes_for(desc, rows, cols)
+    out_dtypes = desc.output_dtypes([dtype] * len(desc.inputs))
+
+    def size(shape: tuple[int, ...]) -> int:
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    read = sum(size(s) for s in inputs) * DTYPE_BYTES[dtype]
+    written = sum(size(s) * dtypes.get(k).itemsize for s, k in zip(outputs, out_dtypes, strict=True))
+    return read, written
 
 
 def bandwidth_gbs(nbytes: int, seconds: float) -> float:
@@ -168,7 +182,7 @@ def copy_reference(memcpy_s: float | None, sm_copy_s: float | None) -> tuple[flo
     return min(timed, key=lambda item: item[0])
 
 
-def make_result(op: str, dtype: str, rows: int, cols: int, kernel_s: float, copy_s: float | None,
+def make_result(desc: OpDescription, dtype: str, rows: int, cols: int, kernel_s: float, copy_s: float | None,
                 eager_s: float | None, l2_bytes: int, timing: str, max_abs_error: float | None = None, *,
                 memcpy_s: float | None = None, sm_copy_s: float | None = None) -> KernelResult:
     """Turn median times (seconds) into a :class:`KernelResult` with bandwidths and ratios.
@@ -176,7 +190,7 @@ def make_result(op: str, dtype: str, rows: int, cols: int, kernel_s: float, copy
     The copy reference is ``copy_s`` if given, else the faster of ``memcpy_s`` and ``sm_copy_s``; the latter two are
     reported as they are.
     """
-    read, written = traffic_bytes(op, rows, cols, DTYPE_BYTES[dtype])
+    read, written = traffic_bytes(desc, rows, cols, dtype)
     total = read + written
     reference = "copy"
     if copy_s is None:
@@ -185,7 +199,7 @@ def make_result(op: str, dtype: str, rows: int, cols: int, kernel_s: float, copy
     copy_gbs = bandwidth_gbs(total, copy_s)
     eager_gbs = bandwidth_gbs(total, eager_s) if eager_s is not None else None
     return KernelResult(
-        op=op, dtype=dtype, rows=rows, cols=cols, bytes_read=read, bytes_written=written,
+        op=desc.name, dtype=dtype, rows=rows, cols=cols, bytes_read=read, bytes_written=written,
         kernel_ms=kernel_s * 1e3, copy_ms=copy_s * 1e3, eager_ms=eager_s * 1e3 if eager_s is not None else None,
         kernel_gbs=kernel_gbs, copy_gbs=copy_gbs, eager_gbs=eager_gbs,
         kernel_vs_copy=kernel_gbs / copy_gbs if copy_gbs else 0.0,
@@ -199,7 +213,7 @@ def make_result(op: str, dtype: str, rows: int, cols: int, kernel_s: float, copy
     )
 
 
-def goal_summary(results: Sequence[KernelResult]) -> list[dict[str, Any]]:
+def goal_summary(results: Sequence[KernelResult], goals: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Per op and dtype: the ratio to copy at the largest DRAM-bound size, and whether it meets the op's goal."""
     out = []
     keys = sorted({(r.op, r.dtype) for r in results}, key=lambda k: (k[0], list(DTYPE_BYTES).index(k[1])))
@@ -207,7 +221,7 @@ def goal_summary(results: Sequence[KernelResult]) -> list[dict[str, Any]]:
         rows = [r for r in results if r.op == op and r.dtype == dtype]
         large = [r for r in rows if r.traffic >= LARGE_BYTES and not r.cache_resident]
         pick = max(large or rows, key=lambda r: r.traffic)
-        goal = GOALS.get(op)
+        goal = (goals or {}).get(op)
         out.append({
             "op": op, "dtype": dtype, "traffic": pick.traffic, "kernel_vs_copy": pick.kernel_vs_copy,
             "eager_vs_copy": pick.eager_vs_copy, "speedup_vs_eager": pick.speedup_vs_eager, "goal": goal,
@@ -337,28 +351,24 @@ class Timer:
         return graph
 
 
-def make_inputs(op: str, rows: int, cols: int, dtype: Any, device: str, seed: int = 0) -> tuple[Any, ...]:
-    """The op's tensor arguments (attributes keep their defaults)."""
+def make_inputs(desc: OpDescription, rows: int, cols: int, dtype: Any, device: str, seed: int = 0) -> tuple[Any, ...]:
+    """The op's arguments: random tensors of the pattern shapes, then the attributes' defaults."""
     import torch
 
     gen = torch.Generator(device=device).manual_seed(seed)
-    x = torch.randn(rows, cols, dtype=dtype, device=device, generator=gen)
-    if op == "bias_gelu":
-        return x, torch.randn(cols, dtype=dtype, device=device, generator=gen)
-    if op == "fused_add_rms_norm":
-        residual = torch.randn(rows, cols, dtype=dtype, device=device, generator=gen)
-        return x, residual, torch.rand(cols, dtype=dtype, device=device, generator=gen) + 0.5
-    raise ValueError(f"no inputs for op {op!r}")
+    shapes, _ = shapes_for(desc, rows, cols)
+    tensors = [torch.randn(s, dtype=dtype, device=device, generator=gen) for s in shapes]
+    return (*tensors, *(a.default for a in desc.attributes if a.default is not None))
 
 
-def measure_op(desc: Any, op: str, dtype_name: str, rows: int, cols: int, timer: Timer, l2_bytes: int,
+def measure_op(desc: OpDescription, dtype_name: str, rows: int, cols: int, timer: Timer, l2_bytes: int,
                eager: bool = True) -> KernelResult:
     """Time the kernel, the copy reference and the eager composition for one op, dtype and size."""
     import torch
 
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
+    dtype = dtypes.to_torch(dtype_name)
     device = timer.device
-    args = make_inputs(op, rows, cols, dtype, device)
+    args = make_inputs(desc, rows, cols, dtype, device)
     kernel = desc.torch_op()
     decomposition = desc.load_decomposition() if (eager and desc.decomposition) else None
     error = None
@@ -368,17 +378,17 @@ def measure_op(desc: Any, op: str, dtype_name: str, rows: int, cols: int, timer:
         want_t = want if isinstance(want, (tuple, list)) else (want,)
         error = max(float((g.float() - w.float()).abs().max()) for g, w in zip(got_t, want_t, strict=True))
         if error > TOLERANCE[dtype_name] * 10:
-            LOGGER.warning("%s %s %dx%d: kernel differs from its composition by %.3g", op, dtype_name, rows, cols,
-                           error)
+            LOGGER.warning("%s %s %dx%d: kernel differs from its composition by %.3g", desc.name, dtype_name, rows,
+                           cols, error)
     kernel_s, timing = timer.median_seconds(lambda: kernel(*args))
     eager_s = timer.median_seconds(lambda: decomposition(*args))[0] if decomposition is not None else None
     args = ()  # free the inputs before the copy reference allocates its pair
-    read, written = traffic_bytes(op, rows, cols, DTYPE_BYTES[dtype_name])
+    read, written = traffic_bytes(desc, rows, cols, dtype_name)
     memcpy_s, sm_copy_s = _time_copies(timer, copy_elements(read, written, DTYPE_BYTES[dtype_name]) *
                                        DTYPE_BYTES[dtype_name])
     if device == "cuda":
         torch.cuda.empty_cache()
-    return make_result(op, dtype_name, rows, cols, kernel_s, None, eager_s, l2_bytes, timing, error,
+    return make_result(desc, dtype_name, rows, cols, kernel_s, None, eager_s, l2_bytes, timing, error,
                        memcpy_s=memcpy_s, sm_copy_s=sm_copy_s)
 
 
@@ -405,23 +415,24 @@ def _time_copies(timer: Timer, nbytes: int) -> tuple[float, float]:
     return memcpy_s, sm_copy_s
 
 
-def working_set_bytes(op: str, rows: int, cols: int, elem_bytes: int) -> int:
+def working_set_bytes(desc: OpDescription, rows: int, cols: int, dtype: str) -> int:
     """Peak bytes one measurement may hold: inputs, outputs, the copy pair and the composition's fp32 temporaries."""
-    read, written = traffic_bytes(op, rows, cols, elem_bytes)
+    read, written = traffic_bytes(desc, rows, cols, dtype)
     n = rows * cols
     return read + written + (read + written) + 3 * n * 4
 
 
 # -------------------------------------------------------------------------------------------------- plumbing
-def load_cuda_ops(device: str, cache_dir: Path, plugin_src: Path) -> dict[str, Any]:
-    """Build (content-hash cached) and load the op library; returns op short name → OpDescription."""
-    sys.path.insert(0, str(REPO))
+def load_cuda_ops(device: str, roots: Sequence[Path]) -> dict[str, OpDescription]:
+    """Build (content cached) and load the op libraries of ``roots``; op name → OpDescription."""
+    from trtrepo import settings
     from trtrepo.ops.build import build_ops
     from trtrepo.ops.library import load_ops
 
-    built = build_ops([plugin_src], cache_dir, with_cuda=device == "cuda", progress=lambda m: print(m, flush=True))
+    built = build_ops(list(roots), settings.cache_dir(), with_cuda=device == "cuda",
+                      progress=lambda m: print(m, flush=True))
     load_ops(built)
-    return {desc.op_name: desc for desc in built.descriptions.values()}
+    return dict(built.descriptions)
 
 
 def device_facts(device: str) -> dict[str, Any]:
@@ -443,7 +454,7 @@ def device_facts(device: str) -> dict[str, Any]:
     return facts
 
 
-def write_plot(results: Sequence[KernelResult], path: Path, title: str) -> bool:
+def write_plot(results: Sequence[KernelResult], path: Path, title: str, goals: dict[str, float] | None = None) -> bool:
     """Bandwidth ratio to copy vs bytes moved, one panel per op; kernel solid, eager dashed, goal dotted."""
     try:
         import matplotlib
@@ -465,8 +476,9 @@ def write_plot(results: Sequence[KernelResult], path: Path, title: str) -> bool:
             if rows[0].eager_vs_copy is not None:
                 ax.plot(xs, [r.eager_vs_copy or 0 for r in rows], marker="x", linestyle="--",
                         color=line[0].get_color(), label=f"eager {dtype}")
-        if op in GOALS:
-            ax.axhline(GOALS[op], linestyle=":", color="k", label=f"goal {GOALS[op]:.2f} ({GOAL_KIND[op]})")
+        if op in (goals or {}):
+            goal = (goals or {})[op]
+            ax.axhline(goal, linestyle=":", color="k", label=f"goal {goal:.2f}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bytes read + written per call")
         ax.set_ylabel("effective bandwidth / copy bandwidth")
@@ -487,10 +499,12 @@ def run_ncu(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if ncu is None:
         print("ncu: not found (install Nsight Compute or put ncu on PATH); skipped")
         return {"ncu": None, "skipped": "ncu not found"}
-    child = [sys.executable, str(Path(__file__).resolve()), "--ncu-child", "--cache-dir", str(args.cache_dir),
-             "--plugin-src", str(args.plugin_src), "--ops", ",".join(args.ops), "--ncu-dtype", args.ncu_dtype]
-    cmd = [ncu, "--set", "full", "-k", "regex:trtrepo", "-c", str(len(args.ops)), "--target-processes", "all",
-           *child]
+    child = [sys.executable, "-m", "trtrepo.ops.bandwidth", "--ncu-child", *map(str, args.roots), "--ops",
+             ",".join(args.ops), "--ncu-dtype", args.ncu_dtype]
+    names = "|".join(entry for op in args.ops for entry in (args.descs[op].kernel.entries.values()
+                                                           if args.descs[op].kernel else ()))
+    cmd = [ncu, "--set", "full", "-k", f"regex:{names or 'trtrepo'}", "-c", str(len(args.ops)),
+           "--target-processes", "all", *child]
     print("ncu: " + " ".join(cmd), flush=True)
     t0 = time.time()
     try:
@@ -504,7 +518,8 @@ def run_ncu(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     keys = ("Duration", "DRAM Throughput", "Memory Throughput", "Achieved Occupancy", "Registers Per Thread",
             "Compute (SM) Throughput", "L2 Hit Rate")
     picked = [line.strip() for line in text.splitlines()
-              if line.strip().startswith(("trtrepo_", "void trtrepo", "==PROF==", "==ERROR==", "==WARNING=="))
+              if line.strip().startswith(("==PROF==", "==ERROR==", "==WARNING==")) or any(n and n in line for n in
+                                                                                          names.split("|"))
               or any(line.strip().startswith(k) for k in keys)]
     (out / "ncu_summary.txt").write_text("\n".join(picked) + "\n")
     if "ERR_NVGPUCTRPERM" in text:
@@ -514,14 +529,14 @@ def run_ncu(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def ncu_child(args: argparse.Namespace) -> int:
-    """Inside ncu: one launch of each op at a DRAM-bound size (ncu -c counts only kernels named trtrepo*)."""
+    """Inside ncu: one launch of each op at a DRAM-bound size (ncu -k counts only the ops' entries)."""
     import torch
 
-    descs = load_cuda_ops("cuda", args.cache_dir, args.plugin_src)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.ncu_dtype]
+    descs = load_cuda_ops("cuda", args.roots)
+    dtype = dtypes.to_torch(args.ncu_dtype)
     rows, cols = 2**26 // DEFAULT_COLS, DEFAULT_COLS
     for op in args.ops:
-        inputs = make_inputs(op, rows, cols, dtype, "cuda")
+        inputs = make_inputs(descs[op], rows, cols, dtype, "cuda")
         descs[op].torch_op()(*inputs)
         torch.cuda.synchronize()
     return 0
@@ -531,19 +546,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out/bench_kernels")),
-                   help="output folder (default $OUT, else out/bench_kernels)")
+    p.add_argument("roots", nargs="*", type=Path, help="plugin roots (default: ./plugin_src)")
+    p.add_argument("--out", type=Path, default=Path("out/bench_kernels"), help="output folder")
     p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     p.add_argument("--quick", action="store_true", help="two small sizes only (smoke test)")
-    p.add_argument("--ops", default="bias_gelu,fused_add_rms_norm", help="comma-separated op names")
+    p.add_argument("--ops", default="", help="comma-separated ns::op names (default: every op with a kernel)")
+    p.add_argument("--goal", action="append", default=[], metavar="NS::OP=RATIO",
+                   help="a bandwidth goal (fraction of copy) the summary judges, e.g. trtrepo::bias_gelu=0.85")
     p.add_argument("--dtypes", default="fp32,fp16,bf16", help="comma-separated dtypes")
     p.add_argument("--cols", type=int, default=None, help=f"last dim (default {DEFAULT_COLS}; quick {QUICK_COLS})")
     p.add_argument("--max-gib", type=float, default=None, help="largest main input tensor, GiB")
     p.add_argument("--no-eager", action="store_true", help="skip the eager composition")
     p.add_argument("--no-graphs", action="store_true", help="time plain launches instead of CUDA graphs")
-    p.add_argument("--plugin-src", type=Path, default=REPO / "plugin_src")
-    p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("TRTREPO_CACHE_DIR",
-                                                                           REPO / ".trtrepo_cache")))
     p.add_argument("--ncu", action="store_true", help="also profile one large launch per kernel with ncu")
     p.add_argument("--ncu-dtype", default="fp16", choices=tuple(DTYPE_BYTES))
     p.add_argument("--ncu-timeout", type=int, default=300)
@@ -554,9 +568,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [d for d in args.dtypes if d not in DTYPE_BYTES]
     if bad:
         p.error(f"--dtypes: unknown {bad}; choose from {', '.join(DTYPE_BYTES)}")
-    bad = [o for o in args.ops if o not in GOALS]
-    if bad:
-        p.error(f"--ops: no traffic model for {bad}; known: {', '.join(GOALS)}")
+    args.roots = args.roots or [Path("plugin_src")]
+    args.goals = {}
+    for item in args.goal:
+        op, _, ratio = item.partition("=")
+        try:
+            args.goals[op.strip()] = float(ratio)
+        except ValueError:
+            p.error(f"--goal: {item!r} is not NS::OP=RATIO")
     return args
 
 
@@ -577,11 +596,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    descs = load_cuda_ops(device, args.cache_dir, args.plugin_src)
+    descs = load_cuda_ops(device, args.roots)
+    args.ops = args.ops or [name for name, d in descs.items() if d.kernel is not None and d.has_patterns]
     missing = [o for o in args.ops if o not in descs]
     if missing:
-        print(f"ERROR: ops {missing} not found under {args.plugin_src} (found {sorted(descs)})")
+        print(f"ERROR: ops {missing} not found under {', '.join(map(str, args.roots))} (found {sorted(descs)})")
         return 2
+    no_pattern = [o for o in args.ops if not descs[o].has_patterns]
+    if no_pattern:
+        print(f"ERROR: ops {no_pattern} have inputs without a shape pattern in op.yaml: their traffic is unknown")
+        return 2
+    args.descs = descs
     facts = device_facts(device)
     facts["build_s"] = round(time.time() - t_start, 1)
     l2 = int(facts.get("l2_bytes") or 0)
@@ -597,29 +622,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             for n in size_list(args.quick, args.max_gib, cols, DTYPE_BYTES[dtype]):
                 rows = n // cols
-                need = working_set_bytes(op, rows, cols, DTYPE_BYTES[dtype])
+                need = working_set_bytes(descs[op], rows, cols, dtype)
                 if free is not None and need > 0.85 * free:
                     skipped.append(f"{op} {dtype} {rows}x{cols}: needs ~{human_bytes(need)}, "
                                    f"{human_bytes(free)} free")
                     continue
-                r = measure_op(descs[op], op, dtype, rows, cols, timer, l2, eager=not args.no_eager)
+                r = measure_op(descs[op], dtype, rows, cols, timer, l2, eager=not args.no_eager)
                 results.append(r)
                 print(f"{op:<20} {dtype:<5} {human_bytes(r.traffic):>10}: kernel {r.kernel_gbs:8.1f} GB/s, "
                       f"copy {r.copy_gbs:8.1f} GB/s ({r.copy_reference}; memcpy {r.memcpy_gbs or 0:.1f}, "
                       f"SM {r.sm_copy_gbs or 0:.1f}), ratio {r.kernel_vs_copy:.2f}"
                       + (f", eager ratio {r.eager_vs_copy:.2f}" if r.eager_vs_copy is not None else ""), flush=True)
-    summary = goal_summary(results)
+    summary = goal_summary(results, args.goals)
     facts["sweep_s"] = round(time.time() - t_start - facts["build_s"], 1)
     table = format_table(results)
     label = facts.get("gpu") or f"CPU ({facts.get('cpu')})"
-    data = {"schema": "trtrepo-bench-kernels/1", "environment": facts, "goals": GOALS, "large_bytes": LARGE_BYTES,
+    data = {"schema": "trtrepo-bench-kernels/1", "environment": facts, "goals": args.goals, "large_bytes": LARGE_BYTES,
             "results": [asdict(r) | {"traffic_bytes": r.traffic} for r in results], "summary": summary,
             "skipped": skipped, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     if args.ncu and device == "cuda":
         data["ncu"] = run_ncu(args, out)
     (out / "kernels.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "kernels.txt").write_text(table + "\n\n" + format_summary(summary, label) + "\n")
-    plotted = write_plot(results, out / "kernels.png", f"custom kernels vs device copy — {label}")
+    plotted = write_plot(results, out / "kernels.png", f"custom kernels vs device copy — {label}", args.goals)
     print()
     print(table)
     for s in skipped:
