@@ -142,6 +142,9 @@ def test_results_stay_on_the_current_stream(cuda_ops) -> None:
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())  # x and bias were made on the default stream
     with torch.cuda.stream(side):
+        # The side stream is held back ~50 ms before it writes y: an op launched on any other stream would read y
+        # before it is written (a deterministic failure, not a race that usually passes).
+        torch.cuda._sleep(50_000_000)
         y = x * 2  # written on the side stream, read by the op on the same stream
         out = torch.ops.trtrepo.bias_gelu(y, bias)
     side.synchronize()
