@@ -12,15 +12,19 @@ ARG NGC_RELEASE=25.10
 FROM nvcr.io/nvidia/pytorch:${NGC_RELEASE}-py3 AS build
 ENV TRTREPO_CACHE_DIR=/cache \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# trtrepo as a user installs it: a wheel (not editable), then a project of its own outside the source tree
+# (.ci/wheel_check.sh runs exactly this path in CI). torch, torch-tensorrt, tensorrt and nvcc come with the image;
+# trtrepo adds only its light dependencies.
 WORKDIR /src
-# torch, torch-tensorrt, tensorrt and nvcc come with the image; trtrepo adds only its light dependencies
-RUN pip install --no-cache-dir "pyyaml==6.0.3" "click==8.1.8" "tritonclient[grpc]==2.61.0"
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md ./
 COPY trtrepo ./trtrepo
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && pip install --no-cache-dir --no-deps /wheels/trtrepo-*.whl "pyyaml==6.0.3" "click==8.1.8" \
+       "tritonclient[grpc]==2.61.0"
+WORKDIR /project
 COPY plugin_src ./plugin_src
-COPY examples ./examples
-RUN pip install --no-cache-dir --no-deps . \
-    && trtrepo build examples/gelu_block/model.yaml --target tensorrt --out /out/model_repository
+COPY examples/gelu_block ./examples/gelu_block
+RUN trtrepo build examples/gelu_block/model.yaml --target tensorrt --out /out/model_repository
 
 FROM nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3 AS serve
 COPY --from=build /out/model_repository /models

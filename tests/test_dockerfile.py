@@ -36,3 +36,15 @@ def test_dockerfile_stages_share_one_release() -> None:
     assert "nvcr.io/nvidia/pytorch:${NGC_RELEASE}-py3" in text
     assert "nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3" in text
     assert "--target tensorrt" in text and "launch.sh" in text
+
+
+def test_dockerfile_builds_from_the_wheel_like_ci() -> None:
+    """The build stage installs trtrepo from its wheel (not the source tree) and builds a project outside it, as
+    .ci/wheel_check.sh does in CI."""
+    text = (TOP / "Dockerfile").read_text()
+    assert "pip wheel" in text and "/wheels/trtrepo-*.whl" in text
+    assert "pip install -e" not in text and "--no-deps ." not in text
+    build = text[text.index("AS build"):text.index("AS serve")]
+    assert build.index("WORKDIR /project") > build.index("pip wheel")
+    check = (TOP / ".ci" / "wheel_check.sh").read_text()
+    assert "pip wheel" in check and "trtrepo\" build" not in check and "/bin/trtrepo\" build" in check
