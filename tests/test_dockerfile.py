@@ -47,4 +47,4 @@ def test_dockerfile_builds_from_the_wheel_like_ci() -> None:
     build = text[text.index("AS build"):text.index("AS serve")]
     assert build.index("WORKDIR /project") > build.index("pip wheel")
     check = (TOP / ".ci" / "wheel_check.sh").read_text()
-    assert "pip wheel" in check and "trtrepo\" build" not in check and "/bin/trtrepo\" build" in check
+    assert "pip wheel" in check and "\"$WORK/venv/bin/trtrepo\" build" in check and "-e " not in check
