@@ -30,7 +30,7 @@ class DType:
         raw: Little-endian numpy dtype of its raw bytes (warm-up files; bf16 as its 16 bits).
         floating: A floating-point type.
         kernel: Value of the kernels' ``TrtrepoDType`` enum (``trtrepo_dtype.h``); None for types kernels never take.
-        c_type: The CUDA C element type of a kernel entry for this dtype; None as for ``kernel``.
+        c_type: The C/CUDA element type of a pointer of this dtype in a kernel entry.
     """
 
     name: str
@@ -43,16 +43,16 @@ class DType:
     raw: str
     floating: bool
     kernel: int | None = None
-    c_type: str | None = None
+    c_type: str = ""
 
 
 _TABLE = (
     DType("fp32", "float32", "float32", "FP32", "TYPE_FP32", "FLOAT", 4, "<f4", True, 0, "float"),
     DType("fp16", "float16", "float16", "FP16", "TYPE_FP16", "HALF", 2, "<f2", True, 1, "__half"),
     DType("bf16", "bfloat16", None, "BF16", "TYPE_BF16", "BF16", 2, "<u2", True, 2, "__nv_bfloat16"),
-    DType("int32", "int32", "int32", "INT32", "TYPE_INT32", "INT32", 4, "<i4", False),
-    DType("int64", "int64", "int64", "INT64", "TYPE_INT64", "INT64", 8, "<i8", False),
-    DType("bool", "bool", "bool", "BOOL", "TYPE_BOOL", "BOOL", 1, "|u1", False),
+    DType("int32", "int32", "int32", "INT32", "TYPE_INT32", "INT32", 4, "<i4", False, None, "int32_t"),
+    DType("int64", "int64", "int64", "INT64", "TYPE_INT64", "INT64", 8, "<i8", False, None, "int64_t"),
+    DType("bool", "bool", "bool", "BOOL", "TYPE_BOOL", "BOOL", 1, "|u1", False, None, "bool"),
 )
 DTYPES: dict[str, DType] = {d.name: d for d in _TABLE}
 NAMES: tuple[str, ...] = tuple(DTYPES)

@@ -4,6 +4,7 @@ rules, never op names), sizes, ratios, goals, tables, and a CPU smoke run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,13 +163,15 @@ def test_parse_args_rejects_unknown(bk: ModuleType) -> None:
 @pytest.mark.integration
 @pytest.mark.skipif(not deps.has_torch() or deps.find_nvcc() is None,
                     reason="the op library build needs torch and nvcc (PTX is built with it)")
-def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path, ops_cache: Path) -> None:
-    # a child process: it loads its own op library
+def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path) -> None:
+    # a child process (it loads its own op library) with a cache of its own (the session's first build must stay
+    # the first: tests/ops/test_ops_build.py counts its compiles)
+    env = {**os.environ, "TRTREPO_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-m", "trtrepo.ops.bandwidth", str(REPO / "plugin_src"), "--device", "cpu",
-                           "--quick", "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=900, check=False)
+                           "--quick", "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=900, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data = json.loads((tmp_path / "kernels.json").read_text())
+    data = json.loads((tmp_path / "out" / "kernels.json").read_text())
     assert [r["rows"] * r["cols"] for r in data["results"]] == [2**12, 2**16]
     first = data["results"][0]
     assert first["op"] == "trtrepo::bias_gelu" and first["kernel_ms"] > 0 and first["copy_ms"] > 0
@@ -178,7 +181,7 @@ def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path, ops_cache: Pat
     assert first["copy_reference"] == ("sm" if first["sm_copy_gbs"] > first["memcpy_gbs"] else "memcpy")
     # the kernel agrees with its decomposition where the script checks it
     assert first["max_abs_error"] is not None and first["max_abs_error"] < 1e-4
-    assert (tmp_path / "kernels.txt").read_text().count("bias_gelu") >= 3
+    assert (tmp_path / "out" / "kernels.txt").read_text().count("bias_gelu") >= 3
     assert "SUMMARY bench_kernels on CPU" in proc.stdout
     if deps.is_installed("matplotlib"):
-        assert (tmp_path / "kernels.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "out" / "kernels.png").read_bytes()[:4] == b"\x89PNG"

@@ -36,7 +36,7 @@ from trtrepo import deps, settings
 from trtrepo._hashing import content_key, sha256_file
 from trtrepo.contracts import Progress
 from trtrepo.errors import BuildError, MissingDependencyError
-from trtrepo.ops import codegen, toolchain
+from trtrepo.ops import codegen, generated, toolchain
 from trtrepo.ops.description import OpDescription, discover_ops
 from trtrepo.ops.steps import Step, cached_build, compile_count, run_steps
 
@@ -106,6 +106,45 @@ def _headers(desc: OpDescription) -> list[Path]:
     return _files(desc, HEADER_SUFFIXES, plugin=None)
 
 
+def hand_binding(desc: OpDescription) -> bool:
+    """The op folder holds its own torch binding (``*_torch.cpp``): it wins over the generated one."""
+    return any(p.name.endswith("_torch.cpp") for p in _files(desc, (".cpp",)))
+
+
+def hand_plugin(desc: OpDescription) -> bool:
+    """The op folder holds its own TensorRT plugin (``*_plugin.cpp``): it wins over the generated one."""
+    return bool(_files(desc, (".cpp",), plugin=True))
+
+
+def _generated_for_torch(desc: OpDescription) -> dict[str, str]:
+    """Generated files the torch library needs for ``desc`` (none with a hand-written binding).
+
+    Raises:
+        BuildError: The op has neither a binding nor a kernel block to generate one from.
+    """
+    if hand_binding(desc):
+        return {}
+    if desc.kernel is None:
+        raise BuildError(f"{desc.path}: {desc.name} has no torch binding (*_torch.cpp) and no kernel block to "
+                         "generate one from", hint="add kernel: {source, entries, scalars, block, grid} to op.yaml")
+    files = generated.sources(desc, desc.cpu, plugin=False)
+    return files
+
+
+def _kernel_files(desc: OpDescription, generate: bool) -> list[Path]:
+    """The .cu files compiled on their own: all of them, or, when trtrepo generates the launcher (which includes the
+    kernel source), all but the kernel source."""
+    kernel = desc.kernel.source if (generate and desc.kernel is not None) else None
+    return [p for p in _files(desc, (".cu",)) if p != kernel]
+
+
+def _write_generated(folder: Path, files: dict[str, dict[str, str]]) -> None:
+    for op, texts in files.items():
+        (folder / "gen" / op).mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (folder / "gen" / op / name).write_text(text)
+
+
 def _named(desc: OpDescription, files: Sequence[Path]) -> list[tuple[str, Path]]:
     """Files named for a content key: ``<op id>/<path in the op folder>`` (no absolute path)."""
     return [(f"{codegen.op_id(desc)}/{f.relative_to(desc.folder).as_posix()}", f) for f in files]
@@ -152,30 +191,47 @@ def _build_torch_library(descs: dict[str, OpDescription], name: str, cache_dir: 
     steps: list[Step] = []
     objects: list[str] = []
     keyed: list[tuple[str, Path]] = _shared_headers()
+    gen_files: dict[str, dict[str, str]] = {}
     for desc in descs.values():
-        sources = _files(desc, (".cpp",)) + (_files(desc, (".cu",)) if with_cuda else [])
-        keyed += _named(desc, [*sources, *_headers(desc)])
-        for src in sources:
-            obj = _object(desc, src)
+        gen = _generated_for_torch(desc)
+        op = codegen.op_id(desc)
+        if gen:
+            gen_files[op] = gen
+        includes = [f"-Igen/{op}", *_includes(desc)] if gen else _includes(desc)
+        sources = [*_files(desc, (".cpp",)), *(_kernel_files(desc, bool(gen)) if with_cuda else [])]
+        keyed += _named(desc, [*sources, *_headers(desc), *([desc.kernel.source] if gen and desc.kernel else [])])
+        units: list[tuple[str, str, str]] = [(str(src), _label(desc, src), _object(desc, src)) for src in sources]
+        if gen:
+            units.append((f"gen/{op}/{generated.BINDING_SOURCE}", f"{desc.folder.name} (generated binding)",
+                          f"{op}__gen_binding.o"))
+        if gen and with_cuda:
+            units.append((f"gen/{op}/{generated.LAUNCH_SOURCE}", f"{desc.folder.name} (generated launcher)",
+                          f"{op}__gen_launch.o"))
+        for src, label, obj in units:
             objects.append(obj)
-            if src.suffix == ".cu":
+            if src.endswith(".cu"):
                 assert nvcc is not None
-                cmd = (str(nvcc), *toolchain.NVCC_FLAGS, *toolchain.gencode_flags(archs), *_includes(desc),
-                       "-Xcompiler", "-fPIC", "-c", str(src), "-o", obj)
-                steps.append(Step(f"nvcc {_label(desc, src)}", cmd))
+                cmd = (str(nvcc), *toolchain.NVCC_FLAGS, *toolchain.gencode_flags(archs), *includes,
+                       "-Xcompiler", "-fPIC", "-c", src, "-o", obj)
+                steps.append(Step(f"nvcc {label}", cmd))
             else:
-                cmd = (cxx, *toolchain.CXX_FLAGS, *defines, *_includes(desc), *system, "-c", str(src), "-o", obj)
-                steps.append(Step(f"compiling {_label(desc, src)}", cmd))
+                cmd = (cxx, *toolchain.CXX_FLAGS, *defines, *includes, *system, "-c", src, "-o", obj)
+                steps.append(Step(f"compiling {label}", cmd))
     link = Step(f"linking {name}", (cxx, "-shared", "-o", name, *objects, *libs))
     key = content_key(keyed, {
+        "generated": gen_files,
         "torch": [torch.version, torch.cuda, torch.cxx11_abi, torch.include, torch.lib],
         "cxx": [toolchain.tool_version(cxx), toolchain.CXX_FLAGS, defines],
         "nvcc": [toolchain.tool_version(str(nvcc)), toolchain.NVCC_FLAGS, archs] if nvcc else None,
         "objects": objects, "name": name,
     })
     folder = cache_dir / "torch" / key[:16]
-    cached_build(folder, [name], lambda: run_steps(steps, [link], folder, progress), progress,
-                 f"torch op library {name} ({'CPU+CUDA' if with_cuda else 'CPU'})")
+
+    def run() -> None:
+        _write_generated(folder, gen_files)
+        run_steps(steps, [link], folder, progress)
+
+    cached_build(folder, [name], run, progress, f"torch op library {name} ({'CPU+CUDA' if with_cuda else 'CPU'})")
     return folder / name
 
 
@@ -232,36 +288,47 @@ def _build_trt_plugins(descs: dict[str, OpDescription], cache_dir: Path, progres
         raise BuildError("no op declares a plugin block in op.yaml: there is no TensorRT plugin library to build",
                          hint="add plugin: {name, version} to the op.yaml of the ops lowered as plugin")
     for desc in with_plugin:
-        if not _files(desc, (".cpp",), plugin=True):
+        if not hand_plugin(desc) and desc.kernel is None:
             raise BuildError(f"{desc.path}: plugin: {desc.name} declares a TensorRT plugin, but {desc.folder} has no "
-                             "*_plugin.cpp", hint="write <op>_plugin.cpp (see plugin_src/README.md), or drop the "
-                             "plugin block and lower the op as aot or decompose")
+                             "*_plugin.cpp and op.yaml no kernel block to generate one from",
+                             hint="add kernel: to op.yaml (trtrepo generates the plugin), write <op>_plugin.cpp, or "
+                             "drop the plugin block and lower the op as decompose")
     nvcc = toolchain.nvcc()
     cxx = toolchain.cxx()
     archs = toolchain.gpu_archs()
     werror = ["-Werror"] if settings.plugin_werror() else []
     system = ["-isystem", str(headers.include), "-isystem", str(toolchain.cuda_home() / "include")]
-    generated = {codegen.op_id(d): codegen.rules_header(d) for d in with_plugin}
+    gen_files: dict[str, dict[str, str]] = {}
     registry = codegen.registry_source(with_plugin)
 
     steps: list[Step] = []
     objects: list[str] = []
     keyed: list[tuple[str, Path]] = _shared_headers()
     for desc in with_plugin:
-        gen = Path("gen") / codegen.op_id(desc)
+        op = codegen.op_id(desc)
+        generate = not hand_plugin(desc)
+        gen_files[op] = {codegen.RULES_HEADER: codegen.rules_header(desc)}
+        if generate:
+            texts = generated.sources(desc, desc.cpu, binding=False)
+            gen_files[op].update({k: v for k, v in texts.items() if k != codegen.RULES_HEADER})
+        includes = [f"-Igen/{op}", *_includes(desc)]
         keyed += _named(desc, [*_files(desc, (".cu",)), *_files(desc, (".cpp",), plugin=True), *_headers(desc)])
-        for src in _files(desc, (".cpp",), plugin=True):
-            obj = _object(desc, src)
+        units = [(str(src), _label(desc, src), _object(desc, src)) for src in _files(desc, (".cpp",), plugin=True)]
+        cu_units = [(str(src), _label(desc, src), _object(desc, src)) for src in _kernel_files(desc, generate)]
+        if generate:
+            units.append((f"gen/{op}/{generated.PLUGIN_SOURCE}", f"{desc.folder.name} (generated plugin)",
+                          f"{op}__gen_plugin.o"))
+            cu_units.append((f"gen/{op}/{generated.LAUNCH_SOURCE}", f"{desc.folder.name} (generated launcher)",
+                             f"{op}__gen_launch.o"))
+        for src, label, obj in units:
             objects.append(obj)
-            steps.append(Step(f"compiling {_label(desc, src)}",
-                              (cxx, *toolchain.PLUGIN_CXX_FLAGS, *werror, f"-I{gen}", *_includes(desc), *system,
-                               "-c", str(src), "-o", obj)))
-        for src in _files(desc, (".cu",)):
-            obj = _object(desc, src)
+            steps.append(Step(f"compiling {label}", (cxx, *toolchain.PLUGIN_CXX_FLAGS, *werror, *includes, *system,
+                                                     "-c", src, "-o", obj)))
+        for src, label, obj in cu_units:
             objects.append(obj)
-            steps.append(Step(f"nvcc {_label(desc, src)}",
-                              (str(nvcc), *toolchain.NVCC_FLAGS, *toolchain.gencode_flags(archs), *_includes(desc),
-                               "-Xcompiler", "-fPIC,-fvisibility=hidden", "-c", str(src), "-o", obj)))
+            steps.append(Step(f"nvcc {label}",
+                              (str(nvcc), *toolchain.NVCC_FLAGS, *toolchain.gencode_flags(archs), *includes,
+                               "-Xcompiler", "-fPIC,-fvisibility=hidden", "-c", src, "-o", obj)))
     steps.append(Step(f"compiling {codegen.REGISTRY_SOURCE}",
                       (cxx, *toolchain.PLUGIN_CXX_FLAGS, *werror, f"-I{toolchain.include_dir()}", *system, "-c",
                        f"gen/{codegen.REGISTRY_SOURCE}", "-o", "registry.o")))
@@ -271,7 +338,7 @@ def _build_trt_plugins(descs: dict[str, OpDescription], cache_dir: Path, progres
                 (cxx, "-shared", "-o", TRT_LIBRARY_NAME, *objects, f"-L{toolchain.cuda_home() / 'lib64'}",
                  "-lcudart", "-ldl", "-Wl,--no-undefined"))
     key = content_key(keyed, {
-        "generated": [generated, registry], "tensorrt": [headers.version, sha256_file(headers.include /
+        "generated": [gen_files, registry], "tensorrt": [headers.version, sha256_file(headers.include /
                                                                                       "NvInferRuntime.h")],
         "cxx": [toolchain.tool_version(cxx), toolchain.PLUGIN_CXX_FLAGS, werror],
         "nvcc": [toolchain.tool_version(str(nvcc)), toolchain.NVCC_FLAGS, archs], "objects": objects,
@@ -279,9 +346,7 @@ def _build_trt_plugins(descs: dict[str, OpDescription], cache_dir: Path, progres
     folder = cache_dir / "trt" / key[:16]
 
     def run() -> None:
-        for op, text in generated.items():
-            (folder / "gen" / op).mkdir(parents=True, exist_ok=True)
-            (folder / "gen" / op / codegen.RULES_HEADER).write_text(text)
+        _write_generated(folder, gen_files)
         (folder / "gen" / codegen.REGISTRY_SOURCE).write_text(registry)
         run_steps(steps, [link], folder, progress)
 

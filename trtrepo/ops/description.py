@@ -32,7 +32,8 @@ VECTOR_BYTES = 16
 LAUNCH_NAMES = ("rows", "cols", "block", "vec")
 ELLIPSIS = "..."
 
-_TOP_KEYS = ("name", "schema", "inputs", "attributes", "outputs", "dtypes", "plugin", "kernel", "decomposition")
+_TOP_KEYS = ("name", "schema", "inputs", "attributes", "outputs", "dtypes", "plugin", "kernel", "cpu",
+             "decomposition")
 _REQUIRED = ("name", "schema", "inputs", "outputs", "dtypes")
 _KERNEL_KEYS = ("source", "entries", "scalars", "block", "grid", "shared_memory")
 _SCHEMA_RE = re.compile(r"\s*(?P<op>[A-Za-z_]\w*)\s*\((?P<args>.*)\)\s*->\s*(?P<ret>.+?)\s*")
@@ -171,6 +172,8 @@ class OpDescription:
         folder: The op folder.
         path: The op.yaml file.
         input_specs: The inputs with their shape patterns (None where op.yaml gives none).
+        cpu: The C++ CPU reference the generated binding calls (a function of the op folder's .cpp files taking the
+            kernel entries' arguments in fp32), or None.
     """
 
     name: str
@@ -185,6 +188,7 @@ class OpDescription:
     folder: Path
     path: Path
     input_specs: tuple[InputSpec, ...] = field(default=())
+    cpu: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -582,6 +586,14 @@ def load_op_description(path: Path | str) -> OpDescription:
     if data.get("kernel") is not None:
         kernel = _load_kernel(path, data["kernel"], op_dtypes, inputs, attributes)
 
+    cpu = data.get("cpu")
+    if cpu is not None:
+        if not isinstance(cpu, str) or not _IDENT.fullmatch(cpu):
+            raise _err(path, "cpu", f"{cpu!r} must be the name of a C++ function (the CPU reference)")
+        if kernel is None:
+            raise _err(path, "cpu", "the CPU reference takes the kernel entries' arguments: op.yaml needs a kernel "
+                       "block")
+
     decomposition = data.get("decomposition")
     if decomposition is not None:
         if not isinstance(decomposition, str) or not re.fullmatch(r"\w+:\w+", decomposition):
@@ -592,7 +604,7 @@ def load_op_description(path: Path | str) -> OpDescription:
 
     return OpDescription(name=name, schema=schema, inputs=inputs, attributes=attributes, outputs=outputs,
                          dtypes=op_dtypes, plugin=plugin, kernel=kernel, decomposition=decomposition, folder=folder,
-                         path=path, input_specs=input_specs)
+                         path=path, input_specs=input_specs, cpu=cpu)
 
 
 def launch_names(inputs: Iterable[str], attributes: Iterable[Attribute]) -> expr.Names:

@@ -209,6 +209,10 @@ _COMPARE: dict[type[ast.cmpop], Callable[[int, int], bool]] = {
     ast.GtE: lambda a, b: a >= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
 
 
+_COMPARE_TEXT: dict[type[ast.cmpop], str] = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
+                                             ast.NotEq: "!="}
+
+
 def float_bits(value: float) -> int:
     """The IEEE-754 float32 bit pattern of ``value`` as a signed int32 (how kernels receive float attributes)."""
     return int(struct.unpack("<i", struct.pack("<f", float(value)))[0])
@@ -250,6 +254,11 @@ class Algebra(Generic[V, L]):
     def float_bits(self, value: Any) -> V:
         """``float_bits`` of a float attribute's value."""
         raise NotImplementedError
+
+    def select(self, op: str, a: V, b: V, then: V, other: V) -> V | None:
+        """``then if a <op> b else other`` decided at run time, or None when this algebra cannot (comparisons then
+        need known values)."""
+        return None
 
     # dims
     def index(self, dims: L, i: int) -> V:
@@ -425,9 +434,12 @@ def evaluate(expr: Expr, env: Mapping[str, Any], algebra: Algebra[Any, Any] = IN
         if isinstance(node, ast.IfExp):
             test = node.test
             assert isinstance(test, ast.Compare)
-            left, right = algebra.known(ev(test.left)), algebra.known(ev(test.comparators[0]))
+            a, b = ev(test.left), ev(test.comparators[0])
+            left, right = algebra.known(a), algebra.known(b)
             if left is None or right is None:
-                raise SymbolicValue(f"{ast.unparse(test)!r} depends on a dim only known at run time")
+                if type(algebra).select is Algebra.select:  # decided here or nowhere
+                    raise SymbolicValue(f"{ast.unparse(test)!r} depends on a dim only known at run time")
+                return algebra.select(_COMPARE_TEXT[type(test.ops[0])], a, b, ev(node.body), ev(node.orelse))
             return ev(node.body) if _COMPARE[type(test.ops[0])](left, right) else ev(node.orelse)
         raise AssertionError(f"unchecked node {ast.dump(node)}")  # parse() admits nothing else
 
@@ -491,3 +503,59 @@ class CppDimsAlgebra(Algebra[str, str]):
 
     def numel(self, dims: str) -> str:
         return f"trtrepo::trt::dimNumel({dims}, b)"
+
+
+class CppIntAlgebra(Algebra[str, str]):
+    """Host C++ source over ``int64_t`` (scalars) and ``std::vector<int64_t>`` (dims), with the helpers of
+    ``trtrepo_gen.h``: what the generated launcher, torch binding and plugin compute at run time. Comparisons are
+    decided at run time (``?:``)."""
+
+    def const(self, value: int) -> str:
+        return f"int64_t{{{value}}}"
+
+    def add(self, a: str, b: str) -> str:
+        return f"({a} + {b})"
+
+    def sub(self, a: str, b: str) -> str:
+        return f"({a} - {b})"
+
+    def mul(self, a: str, b: str) -> str:
+        return f"({a} * {b})"
+
+    def floordiv(self, a: str, b: str) -> str:
+        return f"trtrepo_gen::floordiv({a}, {b})"
+
+    def ceil_div(self, a: str, b: str) -> str:
+        return f"trtrepo_gen::ceil_div({a}, {b})"
+
+    def minimum(self, a: str, b: str) -> str:
+        return f"std::min<int64_t>({a}, {b})"
+
+    def maximum(self, a: str, b: str) -> str:
+        return f"std::max<int64_t>({a}, {b})"
+
+    def known(self, value: str) -> int | None:
+        return None
+
+    def float_bits(self, value: Any) -> str:
+        return f"int64_t{{trtrepo_gen::float_bits({value})}}"
+
+    def select(self, op: str, a: str, b: str, then: str, other: str) -> str:
+        return f"(({a}) {op} ({b}) ? {then} : {other})"
+
+    def index(self, dims: str, i: int) -> str:
+        return f"trtrepo_gen::at({dims}, {i})"
+
+    def slice(self, dims: str, lower: int | None, upper: int | None) -> str:
+        lo = "trtrepo_gen::kNoBound" if lower is None else str(lower)
+        hi = "trtrepo_gen::kNoBound" if upper is None else str(upper)
+        return f"trtrepo_gen::slice({dims}, {lo}, {hi})"
+
+    def concat(self, a: str, b: str) -> str:
+        return f"trtrepo_gen::cat({a}, {b})"
+
+    def make(self, items: Sequence[str]) -> str:
+        return "std::vector<int64_t>{" + ", ".join(items) + "}"
+
+    def numel(self, dims: str) -> str:
+        return f"trtrepo_gen::numel({dims})"

@@ -25,6 +25,7 @@ LOGGER = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _LOADED_LIBRARIES: set[Path] = set()
 _FAKES: set[str] = set()
+_PYTHON_CPU: dict[str, Any] = {}  # op name → the torch.library.Library holding its Python CPU impl (kept alive)
 
 
 def make_fake(desc: OpDescription) -> Callable[..., Any]:
@@ -133,6 +134,31 @@ def load_ops(built: BuiltOps) -> None:
                                  "binding")
     with _LOCK:
         register_fakes(built.descriptions)
+        register_python_cpu(built.descriptions)
+
+
+def has_kernel(name: str, key: str) -> bool:
+    """Whether op ``name`` (``ns::op``) has a kernel registered for dispatch key ``key`` (``CPU``, ``CUDA``...)."""
+    import torch
+
+    return bool(torch._C._dispatch_has_kernel_for_dispatch_key(name, key))
+
+
+def register_python_cpu(descriptions: dict[str, OpDescription]) -> list[str]:
+    """Give every op without a CPU kernel (a generated binding whose op.yaml names no C++ reference) its
+    decomposition as the CPU implementation, from Python (idempotent). Returns the ops that got one."""
+    import torch
+
+    done = []
+    for name, desc in descriptions.items():
+        if name in _PYTHON_CPU or desc.decomposition is None or has_kernel(name, "CPU"):
+            continue
+        library = torch.library.Library(desc.namespace, "IMPL")
+        library.impl(desc.op_name, desc.load_decomposition(), "CPU")
+        _PYTHON_CPU[name] = library
+        LOGGER.debug("%s: no CPU kernel; its decomposition serves on CPU", name)
+        done.append(name)
+    return done
 
 
 def ensure_loaded(sources: Sequence[Path | str], with_cuda: bool | None = None) -> BuiltOps:

@@ -91,6 +91,37 @@ inline bool readFloatField(nvinfer1::PluginFieldCollection const* fc, char const
   return true;
 }
 
+// Whether a field collection holds `name`.
+inline bool hasField(nvinfer1::PluginFieldCollection const* fc, char const* name) noexcept {
+  if (fc == nullptr) return false;
+  for (int32_t i = 0; i < fc->nbFields; ++i) {
+    if (fc->fields[i].name != nullptr && std::strcmp(fc->fields[i].name, name) == 0) return true;
+  }
+  return false;
+}
+
+// An int attribute from a field collection: INT32 or INT64 (in int32 range), one value. Absent → `out` unchanged.
+inline bool readIntField(nvinfer1::PluginFieldCollection const* fc, char const* name, int32_t& out) noexcept {
+  if (fc == nullptr) return true;
+  for (int32_t i = 0; i < fc->nbFields; ++i) {
+    nvinfer1::PluginField const& field = fc->fields[i];
+    if (field.name == nullptr || std::strcmp(field.name, name) != 0) continue;
+    if (field.data == nullptr || field.length != 1) return false;
+    if (field.type == nvinfer1::PluginFieldType::kINT32) {
+      out = *static_cast<int32_t const*>(field.data);
+      return true;
+    }
+    if (field.type == nvinfer1::PluginFieldType::kINT64) {
+      int64_t const v = *static_cast<int64_t const*>(field.data);
+      if (v < INT32_MIN || v > INT32_MAX) return false;
+      out = static_cast<int32_t>(v);
+      return true;
+    }
+    return false;
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------------------------- shape rules (IExprBuilder)
 // The generated getOutputShapes of op_rules.h evaluates op.yaml's shape rule over these: an input's dims as a list,
 // an element (negative indices count from the end), a slice (Python semantics), a join, the product.
