@@ -167,9 +167,9 @@ def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path) -> None:
     # a child process (it loads its own op library) with a cache of its own (the session's first build must stay
     # the first: tests/ops/test_ops_build.py counts its compiles)
     env = {**os.environ, "TRTREPO_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "trtrepo.ops.bandwidth", str(REPO / "plugin_src"), "--device", "cpu",
-                           "--quick", "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=900, check=False, env=env)
+    cmd = [sys.executable, "-m", "trtrepo.ops.bandwidth", str(REPO / "plugin_src"), "--device", "cpu", "--quick",
+           "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads((tmp_path / "out" / "kernels.json").read_text())
     assert [r["rows"] * r["cols"] for r in data["results"]] == [2**12, 2**16]
