@@ -96,13 +96,14 @@ def build(
     (cache_dir / "logs").mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir / "logs"))
     try:
-        return _build(spec, chosen, targets, repository, cache_dir, log_dir, warnings, progress)
+        return _build(spec, chosen, targets, repository, "--out" if out is not None else "repository", cache_dir,
+                      log_dir, warnings, progress)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
-def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, cache_dir: Path,
-           log_dir: Path, warnings: list[str], progress: Progress) -> BuildResult:
+def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, where: str,
+           cache_dir: Path, log_dir: Path, warnings: list[str], progress: Progress) -> BuildResult:
     from trtrepo.repository.manifest import MANIFEST_FILENAME
 
     device = "cuda" if deps.has_cuda_torch() else "cpu"
@@ -124,7 +125,8 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
     from trtrepo.repository.writer import write_repository
 
     progress(f"write: {repository}")
-    write_repository(spec, built, repository, ops=ops, environment=environment(), device=device, log_dir=log_dir)
+    write_repository(spec, built, repository, ops=ops, environment=environment(), device=device, log_dir=log_dir,
+                     where=where, progress=progress)
     progress(f"done: {repository} ({', '.join(f'{n}: {t}' for n, t in targets.items())})")
     return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
                        warnings=warnings)

@@ -16,9 +16,12 @@ to start on any other, while it ignores non-numeric folders inside a model folde
 ``warmup``). So a plain ``tritonserver --model-repository <repository>`` loads it. Paths in config.pbtxt and in
 the manifest's per-model records are relative to the model folder (``plugins/libtrtrepo_ops.so``).
 
-Everything is written into a temporary folder beside the target (same filesystem), then the previous repository
-is renamed to a backup, the staging folder renamed into place and the backup removed. Any failure before the swap
-leaves the previous repository untouched, byte for byte, and removes the staging folder. Models of the previous
+Builds into one repository take turns (:mod:`trtrepo.repository.lock`): the previous repository's manifest is read
+under the lock, so a build merges with whatever the build before it wrote, even one of another spec that finished
+while this one was exporting. Everything is written into a temporary folder beside the target (same filesystem),
+then the previous repository is renamed to a backup, the staging folder renamed into place and the backup
+removed. Any failure before the swap leaves the previous repository untouched, byte for byte, and removes the
+staging folder. Models of the previous
 repository that this build does not rebuild (``--models a`` keeps ``b``), and files trtrepo did not write (a
 README.md), are carried over.
 """
@@ -29,16 +32,20 @@ import dataclasses
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtrepo import settings
 from trtrepo._hashing import hash_tree, sha256_file
-from trtrepo.contracts import ModelArtifacts
+from trtrepo.contracts import ModelArtifacts, Progress
 from trtrepo.errors import BuildError
 from trtrepo.repository import config as cfg
 from trtrepo.repository.launch import LAUNCH_SCRIPT, launch_script
+from trtrepo.repository.lock import repository_lock
 from trtrepo.repository.manifest import MANIFEST_FILENAME, Manifest, OpsRecord, ServingRecord, write_manifest
 from trtrepo.repository.reader import read_manifest
 
@@ -63,6 +70,8 @@ def write_repository(
     environment: Mapping[str, Any],
     device: str = "cpu",
     log_dir: Path | None = None,
+    where: str = "repository",
+    progress: Progress = LOGGER.info,
 ) -> Path:
     """Write (or update) the repository at ``out`` atomically.
 
@@ -75,6 +84,8 @@ def write_repository(
         device: ``cuda`` or ``cpu``: where the build ran (instance groups of kind ``auto``).
         log_dir: Build logs to copy into the models' ``logs/`` (``<model>/...`` and ``<model>.*`` go to that model,
             other files to every model built now).
+        where: How messages name the repository: ``repository`` (the spec's key) or ``--out``.
+        progress: One-line progress messages (waiting for another build that writes the same repository).
 
     Returns:
         The repository path.
@@ -88,15 +99,27 @@ def write_repository(
     if out.exists() and not out.is_dir():
         raise BuildError(f"repository: {out} exists and is not a folder", hint="pass another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
-        _swap(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with repository_lock(out, where=where, progress=progress):
+        _debug_pause("locked")
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        try:
+            _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
+            _debug_pause("staged")
+            _swap(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     LOGGER.info("repository written: %s", out)
     return out
+
+
+def _debug_pause(point: str) -> None:
+    """Stop at ``point`` when TRTREPO_DEBUG_PAUSE names it (fault tests kill the build there)."""
+    pause = settings.debug_pause()
+    if pause is None or pause[0] != point:
+        return
+    print(f"debug: paused at {point} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    time.sleep(pause[1])
 
 
 # ---------------------------------------------------------------------------------------------------- staging
