@@ -24,7 +24,7 @@ from trtrepo.contracts import Progress
 from trtrepo.errors import MissingDependencyError, SpecError
 from trtrepo.ops.stage import cache_dir as ops_cache_dir
 from trtrepo.ops.stage import describe_ops, prepare_ops
-from trtrepo.spec import TARGETS, Spec, load_spec
+from trtrepo.spec import TARGETS, Spec, check_repository_folder, load_spec
 
 if TYPE_CHECKING:
     from trtrepo.contracts import ModelArtifacts
@@ -134,14 +134,24 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
 
 # ------------------------------------------------------------------------------------------------ the stages
 def repository_path(spec: Spec, out: str | Path | None) -> Path:
-    """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs."""
+    """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs.
+
+    Raises:
+        SpecError: The folder is a well-known one (home, a system folder), would contain the spec or its plugin
+            sources, or holds files trtrepo did not write and is not a trtrepo repository.
+    """
+    from trtrepo.repository.writer import check_repository_target
+
     if out is None:
+        check_repository_target(spec.repository, "repository")
         return spec.repository
     path = Path(out).expanduser().resolve()
-    for protected in (spec.root, *spec.plugin_sources):
+    check_repository_folder(path, "--out")
+    for protected in (spec.root, *spec.plugin_sources, ops_cache_dir()):
         if path == protected or path in protected.parents:
             raise SpecError(f"--out: {path} would contain {protected}; the build replaces that folder",
                             hint="write the repository into a folder of its own")
+    check_repository_target(path, "--out")
     return path
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtrepo import dtypes
+from trtrepo import dtypes, settings
 from trtrepo.errors import SpecError
 
 LOGGER = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ DEFAULT_WARMUP_COUNT = 1
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 _OP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*$")
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+# A build replaces the repository folder with what it writes: these folders are never a repository.
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
+                  "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+                  "/usr/local", "/usr/share", "/var", "/var/tmp")
+HOME_FOLDERS = ("Desktop", "Documents", "Downloads", "Music", "Pictures", "Public", "Templates", "Videos", ".cache",
+                ".config", ".local", ".ssh")
 
 
 # --------------------------------------------------------------------------------------------- typed sections
@@ -244,6 +252,7 @@ def parse_spec(raw: Any, spec_path: Path) -> Spec:
     models_raw = _list(doc["models"], "models", min_len=1)
     models = tuple(_model(item, f"models[{i}]", root) for i, item in enumerate(models_raw))
     _check_unique([m.name for m in models], "models", "name")
+    check_repository_folder(repository, "repository")
     _check_repository_location(repository, root, sources)
     return Spec(path=spec_path, repository=repository, plugin_sources=sources, models=models)
 
@@ -493,9 +502,43 @@ def _check_batching(inputs: Sequence[TensorSpec], triton: TritonSpec, where: str
 
 def _check_repository_location(repository: Path, root: Path, sources: Sequence[Path]) -> None:
     """The repository is replaced wholesale on every build: it must not contain the inputs of the build."""
-    for protected in (root, *sources):
+    for protected in (root, *sources, settings.cache_dir()):
         if repository == protected or repository in protected.parents:
             raise SpecError(f"repository: {repository} would contain {protected}; the build replaces that folder")
+
+
+def check_repository_folder(path: Path, where: str) -> None:
+    """Refuse a well-known folder as the repository: the filesystem root, a system folder, home and its folders.
+
+    Args:
+        path: The repository folder, absolute and resolved.
+        where: How the message names it (``repository`` or ``--out``).
+
+    Raises:
+        SpecError: ``path`` is such a folder (names it and what it is).
+    """
+    reason = well_known_folder(path)
+    if reason is None:
+        return
+    example = "--out ./model_repository" if where == "--out" else "repository: model_repository"
+    raise SpecError(f"{where}: {path} is {reason}; a build replaces the repository folder with what it writes",
+                    hint=f"give the repository a folder of its own, e.g. {example}")
+
+
+def well_known_folder(path: Path) -> str | None:
+    """What makes ``path`` a folder no repository may replace ("your home folder", ...), or None."""
+    if path == Path(path.anchor):
+        return "the filesystem root"
+    if str(path) in SYSTEM_FOLDERS:
+        return "a system folder"
+    home = Path.home().resolve()
+    if path == home:
+        return "your home folder"
+    if path.parent == home and path.name in HOME_FOLDERS:
+        return "a well-known folder of your home"
+    if os.path.ismount(path):
+        return "the root of a filesystem (a mount point)"
+    return None
 
 
 def _check_factory_module(factory: str, where: str, root: Path) -> None:

@@ -93,9 +93,10 @@ class Builds:
         env.update(extra or {})
         return env
 
-    def start(self, args: Sequence[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, "-m", "trtrepo", *args], stdout=subprocess.PIPE,
+    def start(self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              wrapper: Sequence[str] = ()) -> subprocess.Popen[str]:
+        """``trtrepo ARGS`` (under ``wrapper``, e.g. setpriv) in a new session; stdout and stderr are pipes."""
+        proc = subprocess.Popen([*wrapper, sys.executable, "-m", "trtrepo", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=self.env(env), cwd=cwd,
                                 start_new_session=True)
         self.started.append(proc)

@@ -322,3 +322,30 @@ def test_kept_tensorrt_model_takes_the_rebuilt_library(project: Spec, tmp_path: 
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert manifest["models"]["b"]["files"][f"b/plugins/{lib.name}"] == sha256_bytes(b"\x7fELF plugin library v2")
     assert manifest["plugins"][f"b/plugins/{lib.name}"] == manifest["plugins"][f"a/plugins/{lib.name}"]
+
+
+def test_a_folder_holding_only_a_placeholder_readme_is_built_into(project: Spec, tmp_path: Path) -> None:
+    """model_repository/README.md of a fresh checkout: empty but for what git keeps; the README stays."""
+    project.repository.mkdir()
+    (project.repository / "README.md").write_text("trtrepo writes here\n")
+    (project.repository / ".gitkeep").write_text("")
+    out = write_both(project, project.repository, tmp_path)
+    assert (out / "README.md").read_text() == "trtrepo writes here\n" and (out / ".gitkeep").is_file()
+    assert (out / MANIFEST_FILENAME).is_file()
+
+
+@pytest.mark.parametrize("entries", [["notes.txt"], ["README.md", "model_a"], ["README.md/"]],
+                         ids=["a-file", "readme-and-a-folder", "readme-that-is-a-folder"])
+def test_a_folder_of_other_files_is_refused_and_left_alone(project: Spec, tmp_path: Path, entries: list[str]) -> None:
+    out = project.repository
+    out.mkdir()
+    for entry in entries:
+        (out / entry).mkdir() if entry.endswith("/") or "." not in entry else (out / entry).write_text("x")
+    before = hash_tree(out)
+    with pytest.raises(SpecError) as info:
+        write_both(project, out, tmp_path)
+    foreign = ", ".join(sorted(e.rstrip("/") for e in entries if e != "README.md"))
+    assert info.value.message == (f"repository: {out} is not a trtrepo repository (it has no {MANIFEST_FILENAME}) and "
+                                  f"holds files trtrepo did not write: {foreign}")
+    assert hash_tree(out) == before and sorted(os.listdir(out)) == sorted(e.rstrip("/") for e in entries)
+    assert leftovers(out.parent, out) == []

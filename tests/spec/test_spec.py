@@ -17,7 +17,16 @@ BROKEN = sorted((HERE / "broken").glob("*.yaml"))
 GOOD = sorted((HERE / "good").glob("*.yaml"))
 
 
-def _expected(path: Path) -> tuple[str, str | None]:
+@pytest.fixture(autouse=True)
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder of its own (``{home}`` in messages): specs that name ``~`` must not depend on the machine's."""
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def _expected(path: Path, home: Path | None = None) -> tuple[str, str | None]:
     """The `# expect:` message and optional `# hint:` of a broken spec, placeholders filled in."""
     lines = path.read_text().splitlines()
     match = re.match(r"^# expect: (.+)$", lines[0]) if lines else None
@@ -26,7 +35,7 @@ def _expected(path: Path) -> tuple[str, str | None]:
 
     def fill(text: str) -> str:
         return text.replace("{path}", str(path)).replace("{root}", str(path.parent)).replace(
-            "{parent}", str(path.parent.parent))
+            "{parent}", str(path.parent.parent)).replace("{home}", str(home))
 
     return fill(match.group(1)), fill(hint) if hint else None
 
@@ -48,8 +57,8 @@ def test_broken_corpus_covers_the_issue() -> None:
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_spec_message(path: Path) -> None:
-    message, hint = _expected(path)
+def test_broken_spec_message(path: Path, fake_home: Path) -> None:
+    message, hint = _expected(path, fake_home)
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert info.value.message == message
@@ -60,8 +69,8 @@ def test_broken_spec_message(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_spec_through_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    message, hint = _expected(path)
+def test_broken_spec_through_cli(path: Path, capsys: pytest.CaptureFixture[str], fake_home: Path) -> None:
+    message, hint = _expected(path, fake_home)
     before = _tree(path.parent.parent)
     code = main(["build", str(path)])
     captured = capsys.readouterr()

@@ -10,8 +10,8 @@ from trtrepo.cli._app import cli, csv, progress
 
 
 @cli.command()
-@click.argument("model_yaml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.argument("model_yaml", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Repository folder (default: the spec's `repository:`).")
 @click.option("--target", type=click.Choice(["auto", "tensorrt", "torch"]), default=None,
               help="Override every model's target (auto = tensorrt where TensorRT is installed, else torch).")

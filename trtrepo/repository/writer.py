@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from trtrepo import settings
 from trtrepo._hashing import hash_tree, sha256_file
 from trtrepo.contracts import ModelArtifacts, Progress
-from trtrepo.errors import BuildError
+from trtrepo.errors import BuildError, SpecError
 from trtrepo.repository import config as cfg
 from trtrepo.repository.launch import LAUNCH_SCRIPT, launch_script
 from trtrepo.repository.lock import repository_lock
@@ -59,6 +59,8 @@ PLUGINS_DIRNAME = "plugins"  # inside each model folder
 LOGS_DIRNAME = "logs"  # inside each model folder
 OPS_LOGS_DIRNAME = "ops"  # <model>/logs/ops/: the op library build logs
 RESERVED = (LAUNCH_SCRIPT, MANIFEST_FILENAME)
+# what a version-control checkout keeps in a folder meant to be empty (model_repository/README.md): not "files"
+PLACEHOLDER_FILES = frozenset({"README", "README.md", "README.txt", "README.rst", ".gitignore", ".gitkeep", ".keep"})
 
 
 def write_repository(
@@ -91,16 +93,17 @@ def write_repository(
         The repository path.
 
     Raises:
-        BuildError: The target is not a folder, two libraries of one model share a file name, a kept model lacks its
-            libraries, an artifact is inconsistent, or the
-            swap failed; the previous repository is unchanged.
+        SpecError: The target is not a folder, or a folder trtrepo did not write (:func:`check_repository_target`).
+        BuildError: Two libraries of one model share a file name, a kept model lacks its libraries, an artifact is
+            inconsistent, another build held the repository too long, or the swap failed; the previous repository
+            is unchanged.
     """
     out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"repository: {out} exists and is not a folder", hint="pass another --out")
+    check_repository_target(out, where)
     out.parent.mkdir(parents=True, exist_ok=True)
     with repository_lock(out, where=where, progress=progress):
         _debug_pause("locked")
+        check_repository_target(out, where)  # again: what another build left while this one waited
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
         try:
             _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
@@ -111,6 +114,38 @@ def write_repository(
             raise
     LOGGER.info("repository written: %s", out)
     return out
+
+
+def check_repository_target(out: Path, where: str = "repository") -> None:
+    """A build may replace ``out`` only when it is absent, empty, or a trtrepo repository (it has a manifest).
+
+    Placeholder files a checkout keeps in an empty folder (``README.md``, ``.gitkeep``) do not count; a trtrepo
+    repository carries them over.
+
+    Args:
+        out: The repository folder, absolute.
+        where: How the message names it (``repository`` or ``--out``).
+
+    Raises:
+        SpecError: ``out`` is not a folder, or holds files trtrepo did not write and has no manifest (names a few).
+        BuildError: ``out`` cannot be listed.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SpecError(f"{where}: {out} exists and is not a folder", hint="give the repository a folder of its own")
+    if (out / MANIFEST_FILENAME).is_file():
+        return
+    try:
+        entries = sorted(os.listdir(out))
+    except OSError as exc:
+        raise BuildError(f"{where}: cannot list {out}: {exc.strerror}") from None
+    foreign = [e for e in entries if not (e in PLACEHOLDER_FILES and (out / e).is_file())]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise SpecError(f"{where}: {out} is not a trtrepo repository (it has no {MANIFEST_FILENAME}) and holds files "
+                        f"trtrepo did not write: {shown}",
+                        hint="build into a new or empty folder, or move what is there elsewhere first")
 
 
 def _debug_pause(point: str) -> None:
