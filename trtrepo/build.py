@@ -11,10 +11,13 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
     from trtrepo.spec import ModelSpec
 
 LOGGER = logging.getLogger(__name__)
+
+LOG_DIR_PREFIX = "build-"  # <cache>/logs/build-<pid>-<random>: one build's logs until the writer copied them
+ALIVE_SUFFIX = ".alive"
 
 
 @dataclass
@@ -92,14 +98,11 @@ def build(
 
     cache_dir = ops_cache_dir()
     # One folder per build: the cache is shared by every spec and process, and the logs are copied into the
-    # repository by the writer, so this folder only lives for the build.
-    (cache_dir / "logs").mkdir(parents=True, exist_ok=True)
-    log_dir = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir / "logs"))
-    try:
+    # repository by the writer, so this folder only lives for the build. Its name carries the pid, so the folder
+    # of a killed build is recognised and removed by a later one.
+    with build_log_dir(cache_dir / "logs") as log_dir:
         return _build(spec, chosen, targets, repository, "--out" if out is not None else "repository", cache_dir,
                       log_dir, warnings, progress)
-    finally:
-        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, where: str,
@@ -130,6 +133,49 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
     progress(f"done: {repository} ({', '.join(f'{n}: {t}' for n, t in targets.items())})")
     return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
                        warnings=warnings)
+
+
+@contextlib.contextmanager
+def build_log_dir(logs: Path) -> Iterator[Path]:
+    """A log folder for one build, ``<logs>/build-<pid>-<random>``, removed afterwards.
+
+    Beside it, ``<folder>.alive`` is locked (``flock``) while the build runs: the kernel drops the lock when the
+    build dies, so a later build removes the folder of a killed one (:func:`remove_stale_log_dirs`) and never the
+    folder of a running one, whatever its pid namespace.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    remove_stale_log_dirs(logs)
+    fd, marker = tempfile.mkstemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-", suffix=ALIVE_SUFFIX, dir=logs)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    log_dir = Path(marker[: -len(ALIVE_SUFFIX)])
+    try:
+        log_dir.mkdir()
+        yield log_dir
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        os.close(fd)
+
+
+def remove_stale_log_dirs(logs: Path) -> None:
+    """Remove the log folders of builds that are gone (killed before they could remove their own)."""
+    for marker in logs.glob(f"{LOG_DIR_PREFIX}*{ALIVE_SUFFIX}"):
+        try:
+            fd = os.open(marker, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its build is running
+        else:
+            LOGGER.debug("removing %s: its build is gone", marker.name[: -len(ALIVE_SUFFIX)])
+            shutil.rmtree(marker.with_name(marker.name[: -len(ALIVE_SUFFIX)]), ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+        finally:
+            os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------------ the stages

@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtrepo._hashing import sha256_file
+from trtrepo.contracts import IOSpec, ModelArtifacts
+from trtrepo.repository import writer
+from trtrepo.repository.manifest import MANIFEST_FILENAME, load_manifest
+from trtrepo.spec import load_spec
+
 TINY_NET = """
 import torch
 
@@ -145,3 +151,28 @@ def stale_log_dirs(cache: Path, pid: int) -> list[str]:
     logs = cache / "logs"
     return sorted(p.name for p in logs.glob(f"build-{pid}-*")) if logs.is_dir() else []
 
+
+
+def previous_repository(where: Path, scratch: Path, name: str = "kept") -> None:
+    """A real trtrepo repository (one torch model ``name``) at ``where``, written by the writer itself (no torch)."""
+    project = scratch / f"previous_project_{name}"
+    project.mkdir(parents=True)
+    (project / "model.yaml").write_text(
+        f"repository: {where}\nmodels:\n  - name: {name}\n    source: json:loads\n"
+        "    inputs: [{name: x, shape: [2, 4]}]\n    outputs: [y]\n")
+    spec = load_spec(project / "model.yaml")
+    artifacts = ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (2, 4)),),
+                               outputs=(IOSpec("y", "fp32", (2, 4)),), output_names={"y": "y"},
+                               files={"model.pt2": b"previous program", "model.py": b"# previous\n"}, backend="python")
+    writer.write_repository(spec, {name: (spec.model(name), artifacts)}, where, environment={"trtrepo": "old"})
+
+
+def assert_complete(repository: Path, models: set[str]) -> None:
+    """The repository has a manifest naming exactly ``models``, their folders, and every file it lists, unchanged."""
+    manifest = load_manifest(repository / MANIFEST_FILENAME)
+    assert set(manifest.models) == models
+    assert {p.name for p in repository.iterdir() if p.is_dir()} == models
+    for record in manifest.models.values():
+        assert record.files
+        for rel, digest in record.files.items():
+            assert sha256_file(repository / rel) == digest, rel

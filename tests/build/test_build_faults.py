@@ -17,12 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from buildproc import Builds, leftovers, stale_log_dirs
+from buildproc import Builds, leftovers, previous_repository, stale_log_dirs
 
 from trtrepo._hashing import hash_tree
-from trtrepo.contracts import IOSpec, ModelArtifacts
-from trtrepo.repository import writer
-from trtrepo.spec import load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +46,6 @@ def _permission_wrapper() -> list[str] | None:
         return None
     probe = subprocess.run([*DROP_DAC, "true"], capture_output=True)
     return DROP_DAC if probe.returncode == 0 else None
-
-
-def _previous_repository(where: Path, scratch: Path) -> None:
-    """A real trtrepo repository (one torch model, 'kept') at ``where``, written by the writer itself."""
-    project = scratch / "previous_project"
-    project.mkdir(parents=True)
-    (project / "model.yaml").write_text(
-        f"repository: {where}\nmodels:\n  - name: kept\n    source: json:loads\n"
-        "    inputs: [{name: x, shape: [2, 4]}]\n    outputs: [y]\n")
-    spec = load_spec(project / "model.yaml")
-    artifacts = ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (2, 4)),),
-                               outputs=(IOSpec("y", "fp32", (2, 4)),), output_names={"y": "y"},
-                               files={"model.pt2": b"previous program", "model.py": b"# previous\n"}, backend="python")
-    writer.write_repository(spec, {"kept": (spec.model("kept"), artifacts)}, where, environment={"trtrepo": "old"})
 
 
 def _fill(text: str, case: Path, home: Path) -> str:
@@ -125,7 +108,7 @@ def test_fault_case(source: Path, tmp_path: Path, builds: Builds) -> None:
     home.mkdir(exist_ok=True)
     previous = data.get("previous", "repo")
     if previous is not None:
-        _previous_repository(case / previous, tmp_path)
+        previous_repository(case / previous, tmp_path)
     changed = _setup(data.get("setup", []), case)
     before = _tree(case, changed)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -208,6 +211,8 @@ def test_failed_write_leaves_previous_repository_byte_identical(project: Spec, t
 
 def test_failed_swap_restores_previous_repository(project: Spec, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename scheme: the previous repository went aside, the new one cannot move in: the previous comes back."""
+    monkeypatch.setenv("TRTREPO_SWAP", "rename")
     out = write_both(project, project.repository, tmp_path)
     before = hash_tree(out)
     real_rename = os.rename
@@ -223,8 +228,91 @@ def test_failed_swap_restores_previous_repository(project: Spec, tmp_path: Path,
     with pytest.raises(BuildError, match="could not move the new repository"):
         write_both(project, out, tmp_path)
     monkeypatch.undo()
+    assert [dst for _, dst in calls] == [calls[0][1], "repo", "repo"] and ".repo.previous-" in calls[0][1]
     assert hash_tree(out) == before
     assert leftovers(out.parent, out) == []
+
+
+def test_failed_exchange_leaves_previous_repository(project: Spec, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+
+    def exchange(a: Path, b: Path) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(b))
+
+    monkeypatch.setattr(writer, "exchange", exchange)
+    expected = f"repository: could not move the new repository into {out}: {os.strerror(errno.EIO)}"
+    with pytest.raises(BuildError, match=f"^{re.escape(expected)}$"):
+        write_both(project, out, tmp_path)
+    assert hash_tree(out) == before
+    assert leftovers(out.parent, out) == []
+
+
+def test_the_exchange_swaps_two_folders_in_one_step(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "from_a").write_text("a")
+    (tmp_path / "b").mkdir()
+    if not writer.exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("this filesystem has no RENAME_EXCHANGE (the rename scheme is tested on its own)")
+    assert (tmp_path / "b" / "from_a").is_file() and list((tmp_path / "a").iterdir()) == []
+
+
+def test_rebuild_in_rename_mode(project: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRTREPO_SWAP", "rename")
+    out = write_both(project, project.repository, tmp_path)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert (out / "a" / "1" / "model.pt2").read_bytes() == b"v2" and (out / "b" / "1" / "model.plan").is_file()
+    assert leftovers(out.parent, out) == []
+
+
+def _killed_leftovers(out: Path, *names: str) -> None:
+    for name in names:
+        (out.parent / name / "half").mkdir(parents=True)
+        (out.parent / name / "half" / "written").write_text("x")
+
+
+def test_next_build_removes_what_killed_builds_left(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    _killed_leftovers(out, ".repo.staging-123-00000000", ".repo.staging-abc", ".repo.previous-77-11111111")
+    told: list[str] = []
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={},
+                            progress=told.append)
+    assert leftovers(out.parent, out) == []
+    assert sorted(told) == sorted(f"write: removed {n} beside {out} (left by a build that was killed)"
+                                  for n in (".repo.staging-123-00000000", ".repo.staging-abc",
+                                            ".repo.previous-77-11111111"))
+    assert (out / "b" / "1" / "model.plan").is_file(), "the models of the repository at the path stay"
+
+
+def test_a_backup_beside_a_missing_repository_is_restored(project: Spec, tmp_path: Path) -> None:
+    """Killed between the two renames: the next build must bring the old models back, not start a new repository."""
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+    backup = out.parent / ".repo.previous-4242-deadbeef"
+    os.rename(out, backup)
+    _killed_leftovers(out, ".repo.staging-4242-cafecafe")
+    told: list[str] = []
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={},
+                            progress=told.append)
+    assert told[0] == f"write: restored {out} from {backup.name} (a build was killed while it swapped the repository)"
+    assert {k: v for k, v in hash_tree(out).items() if k.startswith("b/")} == {
+        k: v for k, v in before.items() if k.startswith("b/")}, "the kept model came back"
+    assert set(json.loads((out / MANIFEST_FILENAME).read_text())["models"]) == {"a", "b"}
+    assert leftovers(out.parent, out) == []
+
+
+def test_two_backups_beside_a_missing_repository_are_not_guessed_between(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    os.rename(out, out.parent / ".repo.previous-1-aaaaaaaa")
+    shutil.copytree(out.parent / ".repo.previous-1-aaaaaaaa", out.parent / ".repo.previous-2-bbbbbbbb")
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    assert info.value.message == (f"repository: {out} is missing and 2 backups of it are beside it "
+                                  "(.repo.previous-1-aaaaaaaa, .repo.previous-2-bbbbbbbb); cannot tell which one to "
+                                  "restore")
+    assert info.value.hint == f"move the one to keep to {out}, then build again"
+    assert not out.exists() and len(leftovers(out.parent, out)) == 2
 
 
 def test_failed_build_leaves_previous_repository_byte_identical(project: Spec, tmp_path: Path,

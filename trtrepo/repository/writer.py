@@ -18,22 +18,35 @@ the manifest's per-model records are relative to the model folder (``plugins/lib
 
 Builds into one repository take turns (:mod:`trtrepo.repository.lock`): the previous repository's manifest is read
 under the lock, so a build merges with whatever the build before it wrote, even one of another spec that finished
-while this one was exporting. Everything is written into a temporary folder beside the target (same filesystem),
-then the previous repository is renamed to a backup, the staging folder renamed into place and the backup
-removed. Any failure before the swap leaves the previous repository untouched, byte for byte, and removes the
-staging folder. Models of the previous
-repository that this build does not rebuild (``--models a`` keeps ``b``), and files trtrepo did not write (a
-README.md), are carried over.
+while this one was exporting. Everything is written into a staging folder beside the target (same filesystem,
+``.<name>.staging-<pid>-<token>``), then swapped in:
+
+- **exchange** (Linux, where the filesystem has it): one ``renameat2(RENAME_EXCHANGE)`` swaps the two folders, so
+  the path always names a complete repository, the previous one until the new one; the staging name then holds
+  the previous repository, which is removed.
+- **rename** (where the filesystem lacks it, or ``TRTREPO_SWAP=rename``): the previous repository is renamed to
+  ``.<name>.previous-<pid>-<token>``, the staging folder to the path, then the backup is removed. A kill between
+  the two renames leaves no repository at the path, and the backup beside it.
+
+Whatever a killed build left is handled by the next build, under the lock (so every staging or backup folder of the
+repository then belongs to a build that is gone): a backup beside a missing repository is renamed back (never
+replaced by a repository without the old models), other backups and staging folders are removed. Any failure
+before the swap leaves the previous repository untouched, byte for byte, and removes the staging folder.
+
+Models of the previous repository that this build does not rebuild (``--models a`` keeps ``b``), and files
+trtrepo did not write (a README.md), are carried over.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
 import logging
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +72,10 @@ PLUGINS_DIRNAME = "plugins"  # inside each model folder
 LOGS_DIRNAME = "logs"  # inside each model folder
 OPS_LOGS_DIRNAME = "ops"  # <model>/logs/ops/: the op library build logs
 RESERVED = (LAUNCH_SCRIPT, MANIFEST_FILENAME)
+STAGING = "staging"  # .<name>.staging-<pid>-<token>: the new repository being written
+PREVIOUS = "previous"  # .<name>.previous-<pid>-<token>: the previous repository during a two-rename swap
+# the longest suffix trtrepo puts after the repository's name beside it: ".previous-" + pid (7 digits) + "-" + 8 hex
+ASIDE_SUFFIX_BYTES = len(".") + len(f".{PREVIOUS}-") + 7 + 1 + 8
 # what a version-control checkout keeps in a folder meant to be empty (model_repository/README.md): not "files"
 PLACEHOLDER_FILES = frozenset({"README", "README.md", "README.txt", "README.rst", ".gitignore", ".gitkeep", ".keep"})
 
@@ -103,8 +120,10 @@ def write_repository(
     out.parent.mkdir(parents=True, exist_ok=True)
     with repository_lock(out, where=where, progress=progress):
         _debug_pause("locked")
+        recover(out, progress=progress)
         check_repository_target(out, where)  # again: what another build left while this one waited
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        staging = _aside_name(out, STAGING)
+        staging.mkdir(mode=0o700)
         try:
             _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
             _debug_pause("staged")
@@ -146,6 +165,53 @@ def check_repository_target(out: Path, where: str = "repository") -> None:
         raise SpecError(f"{where}: {out} is not a trtrepo repository (it has no {MANIFEST_FILENAME}) and holds files "
                         f"trtrepo did not write: {shown}",
                         hint="build into a new or empty folder, or move what is there elsewhere first")
+
+
+def recover(out: Path, *, progress: Progress = LOGGER.info) -> None:
+    """Undo or clean what killed builds left beside ``out``; call it holding the repository's lock.
+
+    A backup (``.<name>.previous-*``) beside a missing repository is the previous repository of a build killed
+    between its two renames: it is renamed back. Every other backup and staging folder is removed: a staging folder
+    holds a half-written repository, or after an exchange the previous one, and the repository at the path is
+    complete.
+
+    Raises:
+        BuildError: The repository is missing and several backups of it are beside it (names them).
+    """
+    backups = _aside(out, PREVIOUS)
+    if backups and not out.exists():
+        if len(backups) > 1:
+            raise BuildError(f"repository: {out} is missing and {len(backups)} backups of it are beside it "
+                             f"({', '.join(b.name for b in backups)}); cannot tell which one to restore",
+                             hint=f"move the one to keep to {out}, then build again")
+        os.rename(backups[0], out)
+        progress(f"write: restored {out} from {backups[0].name} (a build was killed while it swapped the repository)")
+        backups = []
+    for leftover in [*_aside(out, STAGING), *backups]:
+        _remove(leftover)
+        progress(f"write: removed {leftover.name} beside {out} (left by a build that was killed)")
+
+
+def _aside(out: Path, tag: str) -> list[Path]:
+    """Staging or backup folders of ``out`` beside it, oldest name first."""
+    prefix = f".{out.name}.{tag}-"
+    try:
+        names = os.listdir(out.parent)
+    except FileNotFoundError:
+        return []
+    return sorted(out.parent / n for n in names if n.startswith(prefix))
+
+
+def _aside_name(out: Path, tag: str) -> Path:
+    """A fresh ``.<name>.<tag>-<pid>-<token>`` beside ``out`` (the pid says whose it was)."""
+    return out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _remove(folder: Path) -> None:
+    """Remove a folder trtrepo owns; what cannot be removed now is removed by the next build."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        LOGGER.warning("could not remove %s; the next build tries again", folder)
 
 
 def _debug_pause(point: str) -> None:
@@ -271,7 +337,7 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, M
     kept: dict[str, ServingRecord] = {}
     for entry in sorted(out.iterdir()):
         name = entry.name
-        if name in RESERVED or name.startswith(f".{out.name}.staging-"):
+        if name in RESERVED:
             continue
         if name in built:
             _carry_versions(entry, staging / name, built[name][0])
@@ -374,17 +440,64 @@ def _copy(src: Path, dest: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- swap
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
 def _swap(staging: Path, out: Path) -> None:
-    """staging → out; the previous out is renamed aside first and restored if the second rename fails."""
+    """Put ``staging`` at ``out``: one exchange where the filesystem has it, else two renames (see the module doc).
+
+    Raises:
+        BuildError: The swap failed; the previous repository is at ``out`` (the caller removes ``staging``).
+    """
     if not out.exists():
-        os.rename(staging, out)
+        os.rename(staging, out)  # one rename: there is no previous repository to lose
         return
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
-    backup.rmdir()  # only the unique name is wanted: rename needs the destination absent
+    try:
+        exchanged = settings.swap_mode() == "exchange" and exchange(staging, out)
+    except OSError as exc:
+        raise BuildError(f"repository: could not move the new repository into {out}: {exc.strerror}") from None
+    if exchanged:
+        _debug_pause("swapped")
+        _remove(staging)  # the previous repository, now at the staging name
+        return
+    backup = _aside_name(out, PREVIOUS)
     os.rename(out, backup)
     try:
+        _debug_pause("aside")
         os.rename(staging, out)
     except BaseException as exc:
         os.rename(backup, out)
-        raise BuildError(f"repository: could not move the new repository into {out}: {exc}") from exc
-    shutil.rmtree(backup, ignore_errors=True)
+        if isinstance(exc, Exception):
+            raise BuildError(f"repository: could not move the new repository into {out}: {exc}") from exc
+        raise
+    _debug_pause("swapped")
+    _remove(backup)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step with ``renameat2(RENAME_EXCHANGE)``.
+
+    Returns:
+        True when swapped; False where this system or filesystem cannot (not Linux, an old C library or kernel,
+        a filesystem without the flag): nothing changed then.
+
+    Raises:
+        OSError: The exchange failed for another reason (nothing changed).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        LOGGER.debug("renameat2(RENAME_EXCHANGE) unavailable for %s (%s): two renames", b, os.strerror(code))
+        return False
+    raise OSError(code, os.strerror(code), str(b))
