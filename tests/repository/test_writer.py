@@ -437,3 +437,89 @@ def test_a_folder_of_other_files_is_refused_and_left_alone(project: Spec, tmp_pa
                                   f"holds files trtrepo did not write: {foreign}")
     assert hash_tree(out) == before and sorted(os.listdir(out)) == sorted(e.rstrip("/") for e in entries)
     assert leftovers(out.parent, out) == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o2775])
+def test_the_repository_folder_keeps_its_mode(project: Spec, tmp_path: Path, mode: int) -> None:
+    """tritonserver may run as another user: a rebuild must not turn a 755 repository into 700."""
+    out = write_both(project, project.repository, tmp_path)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask(), "a new repository gets the umask's mode"
+    os.chmod(out, mode)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def test_kept_files_keep_their_hard_links_and_inode(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    outside = tmp_path / "model.plan.link"
+    os.link(out / "b" / "1" / "model.plan", outside)
+    (out / "NOTES.txt").write_text("mine\n")
+    os.chmod(out / "NOTES.txt", 0o600)
+    notes = (out / "NOTES.txt").stat()
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    kept = (out / "b" / "1" / "model.plan").stat()
+    assert (kept.st_ino, kept.st_nlink) == (outside.stat().st_ino, 2)
+    again = (out / "NOTES.txt").stat()
+    assert (again.st_ino, stat.S_IMODE(again.st_mode), again.st_mtime_ns) == (
+        notes.st_ino, 0o600, notes.st_mtime_ns)
+
+
+def test_a_replaced_kept_library_does_not_write_through_its_hard_link(project: Spec, tmp_path: Path) -> None:
+    """The kept TensorRT model takes the rebuilt library: the previous repository's file must stay as it was."""
+    spec = load_spec_text(tmp_path, SPEC.replace("  - name: a\n    source: json:loads\n",
+                                                 "  - name: a\n    source: json:loads\n    target: tensorrt\n"))
+    lib = tmp_path / "libs" / "libtrtrepo_plugins.so"
+    a = artifacts_b(lib)
+    a.inputs, a.outputs = (IOSpec("x", "fp32", (-1, 4)),), (IOSpec("y", "fp32", (-1, 4)),)
+    out = writer.write_repository(spec, {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(lib))},
+                                  spec.repository, environment={})
+    old_copy = tmp_path / "old_library_copy"
+    os.link(out / "b" / "plugins" / lib.name, old_copy)
+    lib.write_bytes(b"\x7fELF plugin library v2")
+    writer.write_repository(spec, {"a": (spec.model("a"), a)}, out, environment={})
+    assert (out / "b" / "plugins" / lib.name).read_bytes() == b"\x7fELF plugin library v2"
+    assert old_copy.read_bytes() == b"\x7fELF plugin library v1"
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving files another owner needs root")
+
+
+@needs_root
+def test_owners_are_kept(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    os.chown(out, 1234, 2345)
+    for path in (out / "b", out / "b" / "1", out / "b" / "1" / "model.plan"):
+        os.chown(path, 4321, 5432)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert (out.stat().st_uid, out.stat().st_gid) == (1234, 2345)
+    for path in (out / "b", out / "b" / "1", out / "b" / "1" / "model.plan"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 5432), path
+
+
+@needs_root
+def test_where_links_are_refused_copies_keep_owner_mode_and_links_among_them(
+        project: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    plan = out / "b" / "1" / "model.plan"
+    os.link(plan, out / "b" / "1" / "same.plan")
+    os.chown(plan, 4321, 5432)
+    os.chmod(plan, 0o640)
+    real_link = os.link
+
+    def link(src: object, dst: object, **kwargs: object) -> None:
+        if Path(str(src)).is_relative_to(out):  # the previous repository's files: as if across a protected boundary
+            raise PermissionError(1, "Operation not permitted")
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer.os, "link", link)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    copied, twin = plan.stat(), (out / "b" / "1" / "same.plan").stat()
+    assert copied.st_ino == twin.st_ino and copied.st_nlink == 2, "hard links among kept files stay links"
+    assert (copied.st_uid, copied.st_gid, stat.S_IMODE(copied.st_mode)) == (4321, 5432, 0o640)
+    assert plan.read_bytes() == b"plan bytes v1"

@@ -34,7 +34,9 @@ replaced by a repository without the old models), other backups and staging fold
 before the swap leaves the previous repository untouched, byte for byte, and removes the staging folder.
 
 Models of the previous repository that this build does not rebuild (``--models a`` keeps ``b``), and files
-trtrepo did not write (a README.md), are carried over.
+trtrepo did not write (a README.md), are carried over as hard links of the previous files (same inode: owner, mode,
+times and other hard links stay; copies with those kept where a link is refused). The new repository folder takes
+the previous one's owner, mode and extended attributes; a first repository gets the umask's mode.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Mapping
@@ -123,9 +126,11 @@ def write_repository(
         recover(out, progress=progress)
         check_repository_target(out, where)  # again: what another build left while this one waited
         staging = _aside_name(out, STAGING)
-        staging.mkdir(mode=0o700)
+        staging.mkdir()  # the umask's mode, like any new folder (the previous repository's, below)
         try:
             _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
+            if out.is_dir():
+                _take_folder_metadata(staging, out)
             _debug_pause("staged")
             _swap(staging, out)
         except BaseException:
@@ -335,19 +340,20 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, M
                 spec_path: Path) -> dict[str, ServingRecord]:
     """Copy what the previous repository holds that this build keeps; return the kept models' records."""
     kept: dict[str, ServingRecord] = {}
+    links: dict[tuple[int, int], Path] = {}
     for entry in sorted(out.iterdir()):
         name = entry.name
         if name in RESERVED:
             continue
         if name in built:
-            _carry_versions(entry, staging / name, built[name][0])
+            _carry_versions(entry, staging / name, built[name][0], links)
             continue
         # a model the previous build of THIS spec wrote and the spec no longer lists is dropped; models another
         # model.yaml wrote into the same repository stay
         if name in old_models and name not in spec_names and old_models[name].spec in ("", str(spec_path)):
             LOGGER.info("dropping model %r: it is no longer in %s", name, spec_path)
             continue
-        _copy(entry, staging / name)
+        _keep(entry, staging / name, links)
         if name in old_models:
             kept[name] = old_models[name]
             LOGGER.info("keeping model %r from the previous repository (not rebuilt)", name)
@@ -363,6 +369,7 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, M
             if fresh is not None and (not dest.is_file() or sha256_file(dest) != sha256_file(fresh)):
                 LOGGER.warning("kept TensorRT model %r now uses the rebuilt %s", name, Path(rel).name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.unlink(missing_ok=True)  # it may be a hard link to the previous repository's file
                 shutil.copy2(fresh, dest)
                 kept[name] = record = dataclasses.replace(record, files={**record.files,
                                                                          f"{name}/{rel}": sha256_file(dest)})
@@ -374,7 +381,7 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, M
     return kept
 
 
-def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
+def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec, links: dict[tuple[int, int], Path]) -> None:
     """Keep other version folders of a rebuilt model when its version_policy can serve them."""
     policy = model.triton.version_policy
     if policy.kind == "latest":
@@ -385,7 +392,7 @@ def _carry_versions(old_dir: Path, new_dir: Path, model: ModelSpec) -> None:
         if policy.kind == "specific" and int(entry.name) not in policy.versions:
             continue
         LOGGER.info("keeping %s/%s (version_policy %s)", model.name, entry.name, policy.kind)
-        _copy(entry, new_dir / entry.name)
+        _keep(entry, new_dir / entry.name, links)
 
 
 def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: BuiltOps | None, built_now: set[str]) -> None:
@@ -432,11 +439,64 @@ def _ops_record(ops: BuiltOps | None) -> OpsRecord | None:
     return OpsRecord(ops=tuple(sorted(ops.descriptions)), with_cuda=ops.with_cuda, hashes=dict(ops.hashes))
 
 
-def _copy(src: Path, dest: Path) -> None:
-    if src.is_dir() and not src.is_symlink():
-        shutil.copytree(src, dest, symlinks=True)
+def _keep(src: Path, dest: Path, links: dict[tuple[int, int], Path]) -> None:
+    """Carry ``src`` of the previous repository over to ``dest`` with its metadata.
+
+    Files are hard-linked: the same inode keeps its owner, mode, times and every other hard link (and costs no
+    copy). Where a link is refused (another filesystem's rules, ``fs.protected_hardlinks``) the file is copied with
+    its mode and times, its owner where this process may set it, and files that were hard links of each other stay
+    links of each other (``links``: (device, inode) of the source → its first copy). Folders are made anew with
+    the source's mode, times and owner; nothing kept is ever written through, so the previous repository is never
+    changed.
+    """
+    info = os.lstat(src)
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(src), dest)
+        _chown(dest, info, follow_symlinks=False)
+    elif stat.S_ISDIR(info.st_mode):
+        dest.mkdir()
+        for child in sorted(src.iterdir()):
+            _keep(child, dest / child.name, links)
+        _chown(dest, info)
+        shutil.copystat(src, dest, follow_symlinks=False)
     else:
+        try:
+            os.link(src, dest, follow_symlinks=False)
+            return
+        except OSError as exc:
+            LOGGER.debug("cannot hard-link %s (%s): copying it", src, exc.strerror)
+        first = links.get((info.st_dev, info.st_ino))
+        if first is not None:
+            os.link(first, dest)
+            return
         shutil.copy2(src, dest, follow_symlinks=False)
+        _chown(dest, info)
+        links[(info.st_dev, info.st_ino)] = dest
+
+
+def _chown(path: Path, like: os.stat_result, follow_symlinks: bool = True) -> None:
+    """Give ``path`` the owner of ``like`` where this process may (root may; others keep their own)."""
+    if (like.st_uid, like.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.chown(path, like.st_uid, like.st_gid, follow_symlinks=follow_symlinks)
+    except PermissionError:
+        try:  # a member of the group may still give it the group
+            os.chown(path, -1, like.st_gid, follow_symlinks=follow_symlinks)
+        except PermissionError:
+            LOGGER.debug("cannot give %s the owner %d:%d", path, like.st_uid, like.st_gid)
+
+
+def _take_folder_metadata(staging: Path, out: Path) -> None:
+    """The new repository folder gets the previous one's owner, mode and extended attributes (ACLs among them).
+
+    Without this the swap would leave a folder of this process's owner and mode (a tritonserver running as another
+    user could no longer read the repository).
+    """
+    info = os.stat(out)
+    _chown(staging, info)
+    shutil.copystat(out, staging)
+    os.chmod(staging, stat.S_IMODE(info.st_mode))
 
 
 # ------------------------------------------------------------------------------------------------------- swap
