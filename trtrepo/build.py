@@ -15,7 +15,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trtrepo import deps
+from trtrepo._files import resolve_path
 from trtrepo.contracts import Progress
-from trtrepo.errors import MissingDependencyError, SpecError
+from trtrepo.errors import BuildError, MissingDependencyError, SpecError
 from trtrepo.ops.stage import cache_dir as ops_cache_dir
 from trtrepo.ops.stage import describe_ops, prepare_ops
 from trtrepo.spec import TARGETS, Spec, check_repository_folder, load_spec
@@ -89,8 +92,10 @@ def build(
     deps.require("torch", "trtrepo build")
     warnings: list[str] = []
     targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
+    check_plugin_sources_readable(spec)
     describe_ops(spec, chosen)
     check_converter_lowerings(chosen, targets)
+    check_repository_writable(repository, "--out" if out is not None else "repository")
     # progress starts once every check on the user's input has passed: a bad spec prints its error line only
     progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
@@ -191,7 +196,7 @@ def repository_path(spec: Spec, out: str | Path | None) -> Path:
     if out is None:
         check_repository_target(spec.repository, "repository")
         return spec.repository
-    path = Path(out).expanduser().resolve()
+    path = resolve_path(out, "--out")
     check_repository_folder(path, "--out")
     for protected in (spec.root, *spec.plugin_sources, ops_cache_dir()):
         if path == protected or path in protected.parents:
@@ -199,6 +204,65 @@ def repository_path(spec: Spec, out: str | Path | None) -> Path:
                             hint="write the repository into a folder of its own")
     check_repository_target(path, "--out")
     return path
+
+
+def check_plugin_sources_readable(spec: Spec) -> None:
+    """Every file under the spec's plugin sources can be read (checked before anything is compiled).
+
+    Raises:
+        SpecError: A file or folder cannot be read, or a symlink points nowhere (names it and why).
+    """
+    for i, root in enumerate(spec.plugin_sources):
+        where = f"plugin_sources[{i}]"
+
+        def refuse(exc: OSError, where: str = where) -> None:
+            raise SpecError(f"{where}: cannot read {exc.filename}: {exc.strerror}")
+
+        for folder, subfolders, files in os.walk(root, onerror=refuse):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(files):
+                path = Path(folder) / name
+                try:
+                    if not stat.S_ISREG(os.stat(path).st_mode):
+                        continue  # a FIFO or device: reading it could block, and no build reads it
+                    with open(path, "rb") as fh:
+                        fh.read(1)
+                except OSError as exc:
+                    raise SpecError(f"{where}: cannot read {path}: {exc.strerror}") from None
+
+
+def check_repository_writable(repository: Path, where: str) -> None:
+    """The repository can be written where it goes (checked before the build runs, not after).
+
+    Raises:
+        SpecError: Its folder name leaves no room for the staging folder beside it, or a folder on its path is a
+            file.
+        BuildError: The folder that would hold it cannot be written.
+    """
+    from trtrepo.repository.writer import ASIDE_SUFFIX_BYTES
+
+    existing = repository.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpecError(f"{where}: {existing} is a file, so {repository} cannot be made")
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    limit = name_max - ASIDE_SUFFIX_BYTES
+    size = len(os.fsencode(repository.name))
+    if size > limit:
+        raise SpecError(f"{where}: the folder name of {repository} is {size} bytes; at most {limit} leave room for the "
+                        "staging folder beside it (.<name>.staging-<pid>-<token>)",
+                        hint="give the repository a shorter folder name")
+    probe = existing / f".{repository.name}.probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir()
+    except OSError as exc:
+        raise BuildError(f"{where}: cannot write in {existing} (for {repository}): {exc.strerror}",
+                         hint="choose a folder you can write to, or change its permissions") from None
+    probe.rmdir()
 
 
 def resolve_target(model: ModelSpec, override: str | None, warnings: list[str] | None = None) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trtrepo import dtypes, settings
+from trtrepo._files import resolve_path, shown
 from trtrepo.errors import SpecError
 
 LOGGER = logging.getLogger(__name__)
@@ -222,16 +223,30 @@ def load_spec(path: str | Path) -> Spec:
     """
     import yaml  # pyyaml is a core dependency but the CLI must start without paying for it
 
-    spec_path = Path(path).resolve()
+    given = shown(path)
+    spec_path = resolve_path(path, given)
+    if spec_path.is_dir():
+        raise SpecError(f"{given}: is a folder, not a model.yaml", hint="pass the path of a model.yaml (see examples/)")
     if not spec_path.is_file():
-        raise SpecError(f"{path}: no such file", hint="pass the path of a model.yaml (see examples/)")
+        raise SpecError(f"{given}: no such file", hint="pass the path of a model.yaml (see examples/)")
     try:
-        raw = yaml.safe_load(spec_path.read_text())
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{given}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(f"{given}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                        hint="save model.yaml as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}{where}: not valid YAML: {problem}") from None
+        raise SpecError(f"{given}{where}: not valid YAML: {problem}") from None
     return parse_spec(raw, spec_path)
 
 
@@ -241,7 +256,7 @@ def parse_spec(raw: Any, spec_path: Path) -> Spec:
     if raw is None:
         raise SpecError(f"{spec_path}: the file is empty", hint="see examples/annotated/model.yaml for every key")
     doc = _mapping(raw, "<root>", allowed=("repository", "plugin_sources", "models"), required=("models",))
-    repository = _resolve(root, _str(doc.get("repository", DEFAULT_REPOSITORY), "repository"))
+    repository = _resolve(root, _str(doc.get("repository", DEFAULT_REPOSITORY), "repository"), "repository")
     if "plugin_sources" in doc:
         sources = tuple(
             _existing_dir(root, _str(item, f"plugin_sources[{i}]"), f"plugin_sources[{i}]")
@@ -307,7 +322,7 @@ def _source(raw: Any, where: str, root: Path) -> SourceSpec:
         _check_factory_module(factory, f"{where}.factory", root)
         return SourceSpec(factory=factory)
     rel = _str(doc["exported_program"], f"{where}.exported_program")
-    path = _resolve(root, rel)
+    path = _resolve(root, rel, f"{where}.exported_program")
     if not path.is_file():
         raise SpecError(f"{where}.exported_program: no such file {rel!r} (looked in {root})")
     if path.suffix != ".pt2":
@@ -644,14 +659,14 @@ def _shape(raw: Any, where: str, allow_dynamic: bool) -> tuple[int, ...]:
 
 
 def _existing_dir(root: Path, rel: str, where: str) -> Path:
-    path = _resolve(root, rel)
+    path = _resolve(root, rel, where)
     if not path.is_dir():
         raise SpecError(f"{where}: no such folder {rel!r} (looked in {root})")
     return path
 
 
-def _resolve(root: Path, rel: str) -> Path:
-    return (root / Path(rel).expanduser()).resolve()
+def _resolve(root: Path, rel: str, where: str) -> Path:
+    return resolve_path(rel, where, base=root)
 
 
 def _join(where: str, key: str) -> str:
