@@ -52,7 +52,12 @@ def test_broken_corpus_covers_the_issue() -> None:
                      "dynamic_batching_without_batching", "duplicate_model_names", "duplicate_input_names",
                      "duplicate_output_names", "name_escapes_repository", "name_with_slash", "missing_factory_module",
                      "missing_exported_program", "bad_version_policy_key", "bad_lowering", "bad_op_name",
-                     "bad_yaml_syntax", "empty", "repository_contains_spec"):
+                     "bad_yaml_syntax", "empty", "repository_contains_spec",
+                     # issue 14: taken-over folders (class 2) and silently accepted specs (class 8)
+                     "repository_is_home", "repository_is_filesystem_root", "repository_is_tmp",
+                     "duplicate_key_models", "name_with_trailing_newline", "op_name_with_trailing_newline",
+                     "factory_with_trailing_newline", "version_beyond_int64", "max_batch_size_beyond_int32",
+                     "dim_beyond_int32", "static_dim_needs_terabytes"):
         assert required in names
 
 
@@ -134,3 +139,14 @@ def test_full_spec_values() -> None:
         0.01, 0.001, 2, 7, 3)
     assert b.triton.dynamic_batching is not None and b.triton.version_policy.kind == "all"
     assert not b.triton.warmup.enabled
+
+
+def test_merge_keys_and_aliases_are_not_duplicates(tmp_path: Path) -> None:
+    """``<<: *defaults`` then a key of its own overrides on purpose; only a key written twice is refused."""
+    from trtrepo.spec import _load_yaml
+
+    doc = _load_yaml("x: &x {name: x, shape: [-1, 4], min: [1, 4], opt: [2, 4], max: [8, 4]}\n"
+                     "defaults: &defaults {source: json:loads, inputs: [*x, *x], outputs: [y], version: 1}\n"
+                     "models:\n  - <<: *defaults\n    name: a\n    version: 2\n  - <<: *defaults\n    name: b\n")
+    assert [(m["name"], m["version"]) for m in doc["models"]] == [("a", 2), ("b", 1)]
+    assert doc["models"][0]["inputs"][1]["name"] == "x"
