@@ -190,11 +190,13 @@ def repository_path(spec: Spec, out: str | Path | None) -> Path:
     Raises:
         SpecError: The folder is a well-known one (home, a system folder), would contain the spec or its plugin
             sources, or holds files trtrepo did not write and is not a trtrepo repository.
+        BuildError: Its manifest cannot be read back (an older trtrepo's schema): its models cannot be kept.
     """
-    from trtrepo.repository.writer import check_repository_target
+    from trtrepo.repository.writer import check_repository_target, previous_manifest
 
     if out is None:
         check_repository_target(spec.repository, "repository")
+        previous_manifest(spec.repository, "repository")
         return spec.repository
     path = resolve_path(out, "--out")
     check_repository_folder(path, "--out")
@@ -203,6 +205,7 @@ def repository_path(spec: Spec, out: str | Path | None) -> Path:
             raise SpecError(f"--out: {path} would contain {protected}; the build replaces that folder",
                             hint="write the repository into a folder of its own")
     check_repository_target(path, "--out")
+    previous_manifest(path, "--out")
     return path
 
 

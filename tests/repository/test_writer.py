@@ -523,3 +523,25 @@ def test_where_links_are_refused_copies_keep_owner_mode_and_links_among_them(
     assert copied.st_ino == twin.st_ino and copied.st_nlink == 2, "hard links among kept files stay links"
     assert (copied.st_uid, copied.st_gid, stat.S_IMODE(copied.st_mode)) == (4321, 5432, 0o640)
     assert plan.read_bytes() == b"plan bytes v1"
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ('{"schema": 1, "models": {"b": {"plugins": ["plugins/lib.so"]}}}',
+     "is schema 1, written by another trtrepo (this one writes schema 2)"),
+    ("{not json", None),
+    ('{"schema": 2, "models": {"b": {"target": "torch"}}}', None),  # names the record and the missing field
+], ids=["schema-1", "not-json", "malformed-record"])
+def test_a_manifest_that_cannot_be_read_back_is_refused_with_the_fix(project: Spec, tmp_path: Path, content: str,
+                                                                      reason: str | None) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    (out / MANIFEST_FILENAME).write_text(content)
+    before = hash_tree(out)
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    message = info.value.message
+    assert message.startswith(f"repository: {out / MANIFEST_FILENAME}") and message.endswith(
+        "; its models cannot be kept")
+    if reason is not None:
+        assert message == f"repository: {out / MANIFEST_FILENAME} {reason}; its models cannot be kept"
+    assert info.value.hint == f"move the repository aside and build every model again (mv {out} {out}.old)"
+    assert hash_tree(out) == before and leftovers(out.parent, out) == []

@@ -44,9 +44,11 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import errno
+import json
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import stat
 import sys
@@ -62,8 +64,15 @@ from trtrepo.errors import BuildError, SpecError
 from trtrepo.repository import config as cfg
 from trtrepo.repository.launch import LAUNCH_SCRIPT, launch_script
 from trtrepo.repository.lock import repository_lock
-from trtrepo.repository.manifest import MANIFEST_FILENAME, Manifest, OpsRecord, ServingRecord, write_manifest
-from trtrepo.repository.reader import read_manifest
+from trtrepo.repository.manifest import (
+    MANIFEST_FILENAME,
+    MANIFEST_SCHEMA,
+    Manifest,
+    ManifestError,
+    OpsRecord,
+    ServingRecord,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     from trtrepo.ops.build import BuiltOps
@@ -114,9 +123,9 @@ def write_repository(
 
     Raises:
         SpecError: The target is not a folder, or a folder trtrepo did not write (:func:`check_repository_target`).
-        BuildError: Two libraries of one model share a file name, a kept model lacks its libraries, an artifact is
-            inconsistent, another build held the repository too long, or the swap failed; the previous repository
-            is unchanged.
+        BuildError: The previous manifest cannot be read back (:func:`previous_manifest`), two libraries of one
+            model share a file name, a kept model lacks its libraries, an artifact is inconsistent, another build
+            held the repository too long, or the swap failed; the previous repository is unchanged.
     """
     out = Path(out).resolve()
     check_repository_target(out, where)
@@ -128,7 +137,8 @@ def write_repository(
         staging = _aside_name(out, STAGING)
         staging.mkdir()  # the umask's mode, like any new folder (the previous repository's, below)
         try:
-            _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir)
+            _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir,
+                   where=where)
             if out.is_dir():
                 _take_folder_metadata(staging, out)
             _debug_pause("staged")
@@ -219,6 +229,33 @@ def _remove(folder: Path) -> None:
         LOGGER.warning("could not remove %s; the next build tries again", folder)
 
 
+def previous_manifest(out: Path, where: str = "repository") -> Manifest | None:
+    """The manifest of the repository a build replaces, None when there is none.
+
+    Raises:
+        BuildError: It cannot be read back: not JSON, another schema (an older trtrepo wrote it) or malformed. Its
+            models cannot be kept then; the hint says how to start the repository anew.
+    """
+    path = out / MANIFEST_FILENAME
+    if not path.is_file():
+        return None
+    fix = f"move the repository aside and build every model again (mv {shlex.quote(str(out))} " \
+          f"{shlex.quote(str(out) + '.old')})"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {exc}"
+        raise BuildError(f"{where}: {path} cannot be read ({reason}); its models cannot be kept", hint=fix) from None
+    schema = raw.get("schema") if isinstance(raw, dict) else None
+    if schema != MANIFEST_SCHEMA:
+        raise BuildError(f"{where}: {path} is schema {schema!r}, written by another trtrepo (this one writes schema "
+                         f"{MANIFEST_SCHEMA}); its models cannot be kept", hint=fix)
+    try:
+        return Manifest.from_dict(raw)
+    except ManifestError as exc:
+        raise BuildError(f"{where}: {path}: {exc.message}; its models cannot be kept", hint=fix) from None
+
+
 def _debug_pause(point: str) -> None:
     """Stop at ``point`` when TRTREPO_DEBUG_PAUSE names it (fault tests kill the build there)."""
     pause = settings.debug_pause()
@@ -239,8 +276,9 @@ def _stage(
     environment: Mapping[str, Any],
     device: str,
     log_dir: Path | None,
+    where: str,
 ) -> None:
-    old = read_manifest(out) if out.is_dir() else None
+    old = previous_manifest(out, where)
     old_models = dict(old.models) if old is not None else {}
     spec_names = {m.name for m in spec.models}
     records: dict[str, ServingRecord] = {}
@@ -350,7 +388,7 @@ def _carry_over(out: Path, staging: Path, built: Mapping[str, tuple[ModelSpec, M
             continue
         # a model the previous build of THIS spec wrote and the spec no longer lists is dropped; models another
         # model.yaml wrote into the same repository stay
-        if name in old_models and name not in spec_names and old_models[name].spec in ("", str(spec_path)):
+        if name in old_models and name not in spec_names and old_models[name].spec == str(spec_path):
             LOGGER.info("dropping model %r: it is no longer in %s", name, spec_path)
             continue
         _keep(entry, staging / name, links)
