@@ -545,3 +545,13 @@ def test_a_manifest_that_cannot_be_read_back_is_refused_with_the_fix(project: Sp
         assert message == f"repository: {out / MANIFEST_FILENAME} {reason}; its models cannot be kept"
     assert info.value.hint == f"move the repository aside and build every model again (mv {out} {out}.old)"
     assert hash_tree(out) == before and leftovers(out.parent, out) == []
+
+
+def test_the_repository_folder_keeps_its_extended_attributes(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    try:
+        os.setxattr(out, "user.trtrepo-test", b"kept")
+    except OSError as exc:
+        pytest.skip(f"this filesystem takes no user extended attributes ({exc.strerror})")
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert os.getxattr(out, "user.trtrepo-test") == b"kept"

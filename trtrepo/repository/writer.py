@@ -533,8 +533,20 @@ def _take_folder_metadata(staging: Path, out: Path) -> None:
     """
     info = os.stat(out)
     _chown(staging, info)
-    shutil.copystat(out, staging)
     os.chmod(staging, stat.S_IMODE(info.st_mode))
+    # its times stay this build's: the folder did change
+    for name in _xattrs(out):
+        try:
+            os.setxattr(staging, name, os.getxattr(out, name))
+        except OSError as exc:  # a security.* attribute this process may not set, a filesystem without them
+            LOGGER.debug("cannot copy the extended attribute %s of %s: %s", name, out, exc.strerror)
+
+
+def _xattrs(path: Path) -> list[str]:
+    try:
+        return os.listxattr(path)
+    except OSError:
+        return []
 
 
 # ------------------------------------------------------------------------------------------------------- swap
