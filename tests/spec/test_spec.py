@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -150,3 +151,16 @@ def test_merge_keys_and_aliases_are_not_duplicates(tmp_path: Path) -> None:
                      "models:\n  - <<: *defaults\n    name: a\n    version: 2\n  - <<: *defaults\n    name: b\n")
     assert [(m["name"], m["version"]) for m in doc["models"]] == [("a", 2), ("b", 1)]
     assert doc["models"][0]["inputs"][1]["name"] == "x"
+
+
+def test_a_mount_point_is_never_a_repository() -> None:
+    """The root of a filesystem (the one holding the current folder among them) would be swapped as a whole."""
+    from trtrepo.spec import SYSTEM_FOLDERS, well_known_folder
+
+    candidates = [Path(p) for p in ("/dev/shm", "/boot/efi", "/run/user") if os.path.ismount(p)]
+    candidates = [p for p in candidates if str(p) not in SYSTEM_FOLDERS]
+    if not candidates:
+        pytest.skip("none of /dev/shm, /boot/efi, /run/user is a mount point here")
+    for mount in candidates:
+        assert well_known_folder(mount) == "the root of a filesystem (a mount point)"
+    assert well_known_folder(Path("/")) == "the filesystem root"

@@ -132,7 +132,7 @@ def write_repository(
     out.parent.mkdir(parents=True, exist_ok=True)
     with repository_lock(out, where=where, progress=progress):
         _debug_pause("locked")
-        recover(out, progress=progress)
+        recover(out, where=where, progress=progress)
         check_repository_target(out, where)  # again: what another build left while this one waited
         staging = _aside_name(out, STAGING)
         staging.mkdir()  # the umask's mode, like any new folder (the previous repository's, below)
@@ -182,7 +182,7 @@ def check_repository_target(out: Path, where: str = "repository") -> None:
                         hint="build into a new or empty folder, or move what is there elsewhere first")
 
 
-def recover(out: Path, *, progress: Progress = LOGGER.info) -> None:
+def recover(out: Path, *, where: str = "repository", progress: Progress = LOGGER.info) -> None:
     """Undo or clean what killed builds left beside ``out``; call it holding the repository's lock.
 
     A backup (``.<name>.previous-*``) beside a missing repository is the previous repository of a build killed
@@ -196,7 +196,7 @@ def recover(out: Path, *, progress: Progress = LOGGER.info) -> None:
     backups = _aside(out, PREVIOUS)
     if backups and not out.exists():
         if len(backups) > 1:
-            raise BuildError(f"repository: {out} is missing and {len(backups)} backups of it are beside it "
+            raise BuildError(f"{where}: {out} is missing and {len(backups)} backups of it are beside it "
                              f"({', '.join(b.name for b in backups)}); cannot tell which one to restore",
                              hint=f"move the one to keep to {out}, then build again")
         os.rename(backups[0], out)
