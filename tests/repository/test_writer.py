@@ -555,3 +555,21 @@ def test_the_repository_folder_keeps_its_extended_attributes(project: Spec, tmp_
         pytest.skip(f"this filesystem takes no user extended attributes ({exc.strerror})")
     writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
     assert os.getxattr(out, "user.trtrepo-test") == b"kept"
+
+
+def test_a_full_disk_while_staging_is_a_build_error_and_changes_nothing(project: Spec, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+
+    def no_space(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    monkeypatch.undo()
+    assert re.fullmatch(rf"repository: cannot write the new repository beside {re.escape(str(out))}: "
+                        rf"{os.strerror(errno.ENOSPC)} \(.*/\.repo\.staging-\d+-[0-9a-f]{{8}}/a/1/model\.pt2\); the "
+                        "previous one is unchanged", info.value.message)
+    assert hash_tree(out) == before and leftovers(out.parent, out) == []

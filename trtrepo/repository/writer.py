@@ -135,14 +135,18 @@ def write_repository(
         recover(out, where=where, progress=progress)
         check_repository_target(out, where)  # again: what another build left while this one waited
         staging = _aside_name(out, STAGING)
-        staging.mkdir()  # the umask's mode, like any new folder (the previous repository's, below)
         try:
+            staging.mkdir()  # the umask's mode, like any new folder (the previous repository's, below)
             _stage(spec, built, out, staging, ops=ops, environment=environment, device=device, log_dir=log_dir,
                    where=where)
             if out.is_dir():
                 _take_folder_metadata(staging, out)
             _debug_pause("staged")
             _swap(staging, out)
+        except OSError as exc:  # a full disk, a quota, a folder made read-only meanwhile: not trtrepo's bug
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BuildError(f"{where}: cannot write the new repository beside {out}: {exc.strerror}"
+                             f"{f' ({exc.filename})' if exc.filename else ''}; the previous one is unchanged") from exc
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -573,7 +577,7 @@ def _swap(staging: Path, out: Path) -> None:
         _remove(staging)  # the previous repository, now at the staging name
         return
     backup = _aside_name(out, PREVIOUS)
-    os.rename(out, backup)
+    os.rename(out, backup)  # an OSError here changed nothing: the caller reports it
     try:
         _debug_pause("aside")
         os.rename(staging, out)
