@@ -79,6 +79,19 @@ def test_unknown_model_selection(project: Path, capsys: pytest.CaptureFixture[st
     assert not (project.parent / "repo").exists()
 
 
+def test_a_nul_byte_in_out_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NUL cannot come through exec's argv, but it can through main(argv) and a wrapper that builds the list."""
+    assert main(["build", str(project), "--out", "repo\x00x"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --out: 'repo\\x00x' contains a NUL byte"]
+    assert main(["build", "model\x00.yaml"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: 'model\\x00.yaml': the path contains a NUL byte"]
+
+
+def test_a_nul_byte_in_any_commands_path_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "repo\x00x"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: a path argument contains a NUL byte"]
+
+
 def test_out_inside_the_inputs_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(project), "--out", str(project.parent)]) == 2
     assert capsys.readouterr().err.splitlines()[0] == (

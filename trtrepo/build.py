@@ -11,26 +11,35 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import secrets
 import shutil
+import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trtrepo import deps
+from trtrepo._files import resolve_path
 from trtrepo.contracts import Progress
-from trtrepo.errors import MissingDependencyError, SpecError
+from trtrepo.errors import BuildError, MissingDependencyError, SpecError
 from trtrepo.ops.stage import cache_dir as ops_cache_dir
 from trtrepo.ops.stage import describe_ops, prepare_ops
-from trtrepo.spec import TARGETS, Spec, load_spec
+from trtrepo.spec import TARGETS, Spec, check_repository_folder, load_spec
 
 if TYPE_CHECKING:
     from trtrepo.contracts import ModelArtifacts
     from trtrepo.spec import ModelSpec
 
 LOGGER = logging.getLogger(__name__)
+
+LOG_DIR_PREFIX = "build-"  # <cache>/logs/build-<pid>-<random>: one build's logs until the writer copied them
+ALIVE_SUFFIX = ".alive"
 
 
 @dataclass
@@ -83,8 +92,10 @@ def build(
     deps.require("torch", "trtrepo build")
     warnings: list[str] = []
     targets = {m.name: resolve_target(m, target, warnings) for m in chosen}
+    check_plugin_sources_readable(spec)
     describe_ops(spec, chosen)
     check_converter_lowerings(chosen, targets)
+    check_repository_writable(repository, "--out" if out is not None else "repository")
     # progress starts once every check on the user's input has passed: a bad spec prints its error line only
     progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
@@ -92,17 +103,15 @@ def build(
 
     cache_dir = ops_cache_dir()
     # One folder per build: the cache is shared by every spec and process, and the logs are copied into the
-    # repository by the writer, so this folder only lives for the build.
-    (cache_dir / "logs").mkdir(parents=True, exist_ok=True)
-    log_dir = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir / "logs"))
-    try:
-        return _build(spec, chosen, targets, repository, cache_dir, log_dir, warnings, progress)
-    finally:
-        shutil.rmtree(log_dir, ignore_errors=True)
+    # repository by the writer, so this folder only lives for the build. Its name carries the pid, so the folder
+    # of a killed build is recognised and removed by a later one.
+    with build_log_dir(cache_dir / "logs") as log_dir:
+        return _build(spec, chosen, targets, repository, "--out" if out is not None else "repository", cache_dir,
+                      log_dir, warnings, progress)
 
 
-def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, cache_dir: Path,
-           log_dir: Path, warnings: list[str], progress: Progress) -> BuildResult:
+def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], repository: Path, where: str,
+           cache_dir: Path, log_dir: Path, warnings: list[str], progress: Progress) -> BuildResult:
     from trtrepo.repository.manifest import MANIFEST_FILENAME
 
     device = "cuda" if deps.has_cuda_torch() else "cpu"
@@ -124,23 +133,139 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
     from trtrepo.repository.writer import write_repository
 
     progress(f"write: {repository}")
-    write_repository(spec, built, repository, ops=ops, environment=environment(), device=device, log_dir=log_dir)
+    write_repository(spec, built, repository, ops=ops, environment=environment(), device=device, log_dir=log_dir,
+                     where=where, progress=progress)
     progress(f"done: {repository} ({', '.join(f'{n}: {t}' for n, t in targets.items())})")
     return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
                        warnings=warnings)
 
 
+@contextlib.contextmanager
+def build_log_dir(logs: Path) -> Iterator[Path]:
+    """A log folder for one build, ``<logs>/build-<pid>-<random>``, removed afterwards.
+
+    Beside it, ``<folder>.alive`` is locked (``flock``) while the build runs: the kernel drops the lock when the
+    build dies, so a later build removes the folder of a killed one (:func:`remove_stale_log_dirs`) and never the
+    folder of a running one, whatever its pid namespace.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    remove_stale_log_dirs(logs)
+    fd, marker = tempfile.mkstemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-", suffix=ALIVE_SUFFIX, dir=logs)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    log_dir = Path(marker[: -len(ALIVE_SUFFIX)])
+    try:
+        log_dir.mkdir()
+        yield log_dir
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        os.close(fd)
+
+
+def remove_stale_log_dirs(logs: Path) -> None:
+    """Remove the log folders of builds that are gone (killed before they could remove their own)."""
+    for marker in logs.glob(f"{LOG_DIR_PREFIX}*{ALIVE_SUFFIX}"):
+        try:
+            fd = os.open(marker, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its build is running
+        else:
+            LOGGER.debug("removing %s: its build is gone", marker.name[: -len(ALIVE_SUFFIX)])
+            shutil.rmtree(marker.with_name(marker.name[: -len(ALIVE_SUFFIX)]), ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+        finally:
+            os.close(fd)
+
+
 # ------------------------------------------------------------------------------------------------ the stages
 def repository_path(spec: Spec, out: str | Path | None) -> Path:
-    """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs."""
+    """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs.
+
+    Raises:
+        SpecError: The folder is a well-known one (home, a system folder), would contain the spec or its plugin
+            sources, or holds files trtrepo did not write and is not a trtrepo repository.
+        BuildError: Its manifest cannot be read back (an older trtrepo's schema): its models cannot be kept.
+    """
+    from trtrepo.repository.writer import check_repository_target, previous_manifest
+
     if out is None:
+        check_repository_target(spec.repository, "repository")
+        previous_manifest(spec.repository, "repository")
         return spec.repository
-    path = Path(out).expanduser().resolve()
-    for protected in (spec.root, *spec.plugin_sources):
+    path = resolve_path(out, "--out")
+    check_repository_folder(path, "--out")
+    for protected in (spec.root, *spec.plugin_sources, ops_cache_dir()):
         if path == protected or path in protected.parents:
             raise SpecError(f"--out: {path} would contain {protected}; the build replaces that folder",
                             hint="write the repository into a folder of its own")
+    check_repository_target(path, "--out")
+    previous_manifest(path, "--out")
     return path
+
+
+def check_plugin_sources_readable(spec: Spec) -> None:
+    """Every file under the spec's plugin sources can be read (checked before anything is compiled).
+
+    Raises:
+        SpecError: A file or folder cannot be read, or a symlink points nowhere (names it and why).
+    """
+    for i, root in enumerate(spec.plugin_sources):
+        where = f"plugin_sources[{i}]"
+
+        def refuse(exc: OSError, where: str = where) -> None:
+            raise SpecError(f"{where}: cannot read {exc.filename}: {exc.strerror}")
+
+        for folder, subfolders, files in os.walk(root, onerror=refuse):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(files):
+                path = Path(folder) / name
+                try:
+                    if not stat.S_ISREG(os.stat(path).st_mode):
+                        continue  # a FIFO or device: reading it could block, and no build reads it
+                    with open(path, "rb") as fh:
+                        fh.read(1)
+                except OSError as exc:
+                    raise SpecError(f"{where}: cannot read {path}: {exc.strerror}") from None
+
+
+def check_repository_writable(repository: Path, where: str) -> None:
+    """The repository can be written where it goes (checked before the build runs, not after).
+
+    Raises:
+        SpecError: Its folder name leaves no room for the staging folder beside it, or a folder on its path is a
+            file.
+        BuildError: The folder that would hold it cannot be written.
+    """
+    from trtrepo.repository.writer import ASIDE_SUFFIX_BYTES
+
+    existing = repository.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpecError(f"{where}: {existing} is a file, so {repository} cannot be made")
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    limit = name_max - ASIDE_SUFFIX_BYTES
+    size = len(os.fsencode(repository.name))
+    if size > limit:
+        raise SpecError(f"{where}: the folder name of {repository} is {size} bytes; at most {limit} leave room for the "
+                        "staging folder beside it (.<name>.staging-<pid>-<token>)",
+                        hint="give the repository a shorter folder name")
+    probe = existing / f".{repository.name}.probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir()
+    except OSError as exc:
+        raise BuildError(f"{where}: cannot write in {existing} (for {repository}): {exc.strerror}",
+                         hint="choose a folder you can write to, or change its permissions") from None
+    probe.rmdir()
 
 
 def resolve_target(model: ModelSpec, override: str | None, warnings: list[str] | None = None) -> str:

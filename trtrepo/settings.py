@@ -50,11 +50,26 @@ TRT_OPT_LEVEL = Setting("TRTREPO_TRT_OPT_LEVEL", "Torch-TensorRT's", "TensorRT b
 CHECK_TIMEOUT = Setting("TRTREPO_CHECK_TIMEOUT", "60", "seconds per request and for model readiness in check")
 PERF_ANALYZER = Setting("TRTREPO_PERF_ANALYZER", "perf_analyzer on PATH",
                         "perf_analyzer for bench, or 0 to always use trtrepo's own load loop")
+LOCK_TIMEOUT = Setting("TRTREPO_LOCK_TIMEOUT", "300",
+                       "seconds a build waits for another build writing the same repository before it gives up")
+SWAP = Setting("TRTREPO_SWAP", "exchange",
+               "how a build puts the new repository in place: exchange (one renameat2 RENAME_EXCHANGE; the two-rename "
+               "scheme where the filesystem lacks it) or rename (always the two-rename scheme: for filesystems whose "
+               "exchange misbehaves, and for its tests)")
+DEBUG_PAUSE = Setting("TRTREPO_DEBUG_PAUSE", "unset",
+                      "debugging and fault tests only: POINT or POINT:SECONDS makes the repository writer print "
+                      "'debug: paused at POINT (pid N)' to stderr and sleep there (without SECONDS until killed, at "
+                      "most 600 s); points: locked, staged, aside (rename scheme only), swapped")
 
 ALL: tuple[Setting, ...] = (CACHE_DIR, TRITONSERVER, MODEL_PYTHONPATH, NVCC, CUDA_ARCHS, BUILD_JOBS, TENSORRT_ROOT,
-                            TENSORRT_INCLUDE, PLUGIN_WERROR, TRT_OPT_LEVEL, CHECK_TIMEOUT, PERF_ANALYZER)
+                            TENSORRT_INCLUDE, PLUGIN_WERROR, TRT_OPT_LEVEL, CHECK_TIMEOUT, PERF_ANALYZER, LOCK_TIMEOUT,
+                            SWAP, DEBUG_PAUSE)
 
 DEFAULT_CHECK_TIMEOUT = 60.0
+DEFAULT_LOCK_TIMEOUT = 300.0
+SWAP_MODES = ("exchange", "rename")
+DEBUG_PAUSE_POINTS = ("locked", "staged", "aside", "swapped")
+DEBUG_PAUSE_LONGEST = 600.0
 
 
 def cache_dir() -> Path:
@@ -93,6 +108,44 @@ def plugin_werror() -> bool:
     if value not in (None, "0", "1"):
         raise SpecError(f"{PLUGIN_WERROR.name}: must be 0 or 1, got {value!r}")
     return value == "1"
+
+
+def lock_timeout() -> float:
+    """Seconds a build waits for the repository lock (:data:`LOCK_TIMEOUT`); 0 = do not wait."""
+    value = LOCK_TIMEOUT.raw()
+    if value is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise SpecError(f"{LOCK_TIMEOUT.name}: must be a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def swap_mode() -> str:
+    """``exchange`` or ``rename`` (:data:`SWAP`)."""
+    value = SWAP.raw() or SWAP_MODES[0]
+    if value not in SWAP_MODES:
+        raise SpecError(f"{SWAP.name}: must be one of {', '.join(SWAP_MODES)}, got {value!r}")
+    return value
+
+
+def debug_pause() -> tuple[str, float] | None:
+    """(point, seconds) of :data:`DEBUG_PAUSE`, None when unset; without seconds the pause is the longest one."""
+    value = DEBUG_PAUSE.raw()
+    if value is None:
+        return None
+    point, _, seconds_text = value.partition(":")
+    try:
+        seconds = float(seconds_text) if seconds_text else DEBUG_PAUSE_LONGEST
+    except ValueError:
+        seconds = -1.0
+    if point not in DEBUG_PAUSE_POINTS or not 0 <= seconds <= DEBUG_PAUSE_LONGEST:
+        raise SpecError(f"{DEBUG_PAUSE.name}: must be POINT or POINT:SECONDS (points: "
+                        f"{', '.join(DEBUG_PAUSE_POINTS)}; at most {DEBUG_PAUSE_LONGEST:g} s), got {value!r}")
+    return point, seconds
 
 
 def trt_opt_level() -> int | None:

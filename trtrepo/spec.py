@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtrepo import dtypes
+from trtrepo import dtypes, settings
+from trtrepo._files import resolve_path, shown
 from trtrepo.errors import SpecError
 
 LOGGER = logging.getLogger(__name__)
@@ -40,10 +42,26 @@ DEFAULT_QUEUE_DELAY_US = 100
 DEFAULT_WARMUP_COUNT = 1
 
 # Names become folder names in the repository and identifiers in config.pbtxt: nothing that can escape the
-# repository folder ("..", "/") and nothing Triton would reject.
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
-_OP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*$")
-_FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# repository folder ("..", "/") and nothing Triton would reject. Always fullmatch: "$" also matches before a
+# trailing newline ("tiny\n" would become a folder tritonserver hangs on).
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,127}")
+_OP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*")
+_FACTORY_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+# Integer ranges of what reads the values: Triton keeps versions as int64, batch sizes, counts and dims as int32
+# (TensorRT's dims are int32 too).
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# One sample of one input at its max shape; above this a warm-up file, a parity sample or a benchmark request would
+# need more memory than any machine has (a static dim of 10**12 elements).
+MAX_SAMPLE_BYTES = 16 * 2**30
+
+# A build replaces the repository folder with what it writes: these folders are never a repository.
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
+                  "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+                  "/usr/local", "/usr/share", "/var", "/var/tmp")
+HOME_FOLDERS = ("Desktop", "Documents", "Downloads", "Music", "Pictures", "Public", "Templates", "Videos", ".cache",
+                ".config", ".local", ".ssh")
 
 
 # --------------------------------------------------------------------------------------------- typed sections
@@ -214,17 +232,76 @@ def load_spec(path: str | Path) -> Spec:
     """
     import yaml  # pyyaml is a core dependency but the CLI must start without paying for it
 
-    spec_path = Path(path).resolve()
+    given = shown(path)
+    spec_path = resolve_path(path, given)
+    if spec_path.is_dir():
+        raise SpecError(f"{given}: is a folder, not a model.yaml", hint="pass the path of a model.yaml (see examples/)")
     if not spec_path.is_file():
-        raise SpecError(f"{path}: no such file", hint="pass the path of a model.yaml (see examples/)")
+        raise SpecError(f"{given}: no such file", hint="pass the path of a model.yaml (see examples/)")
     try:
-        raw = yaml.safe_load(spec_path.read_text())
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{given}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(f"{given}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                        hint="save model.yaml as UTF-8") from None
+    try:
+        raw = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}{where}: not valid YAML: {problem}") from None
+        raise SpecError(f"{given}{where}: not valid YAML: {problem}") from None
     return parse_spec(raw, spec_path)
+
+
+def _load_yaml(text: str) -> Any:
+    """YAML → Python like ``yaml.safe_load``, but a key given twice in one mapping is an error, not "the last wins".
+
+    Raises:
+        SpecError: A duplicate key (its YAML path and both lines).
+        yaml.YAMLError: Not YAML.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "<root>", set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: Any, where: str, seen_nodes: set[int]) -> None:
+    import yaml
+
+    if id(node) in seen_nodes:  # an alias of a node already checked (recursive documents included)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{where}[{i}]" if where != "<root>" else f"[{i}]", seen_nodes)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" merges keys on purpose
+                continue
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            path = _join(where, name)
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode):
+                if name in lines:
+                    raise SpecError(f"{path}: duplicate key on lines {lines[name]} and {line} (YAML would keep only "
+                                    "the last)")
+                lines[name] = line
+            _refuse_duplicate_keys(value, path, seen_nodes)
 
 
 def parse_spec(raw: Any, spec_path: Path) -> Spec:
@@ -233,7 +310,7 @@ def parse_spec(raw: Any, spec_path: Path) -> Spec:
     if raw is None:
         raise SpecError(f"{spec_path}: the file is empty", hint="see examples/annotated/model.yaml for every key")
     doc = _mapping(raw, "<root>", allowed=("repository", "plugin_sources", "models"), required=("models",))
-    repository = _resolve(root, _str(doc.get("repository", DEFAULT_REPOSITORY), "repository"))
+    repository = _resolve(root, _str(doc.get("repository", DEFAULT_REPOSITORY), "repository"), "repository")
     if "plugin_sources" in doc:
         sources = tuple(
             _existing_dir(root, _str(item, f"plugin_sources[{i}]"), f"plugin_sources[{i}]")
@@ -244,6 +321,7 @@ def parse_spec(raw: Any, spec_path: Path) -> Spec:
     models_raw = _list(doc["models"], "models", min_len=1)
     models = tuple(_model(item, f"models[{i}]", root) for i, item in enumerate(models_raw))
     _check_unique([m.name for m in models], "models", "name")
+    check_repository_folder(repository, "repository")
     _check_repository_location(repository, root, sources)
     return Spec(path=spec_path, repository=repository, plugin_sources=sources, models=models)
 
@@ -255,7 +333,7 @@ _MODEL_KEYS = ("name", "version", "source", "inputs", "outputs", "precision", "t
 def _model(raw: Any, where: str, root: Path) -> ModelSpec:
     doc = _mapping(raw, where, allowed=_MODEL_KEYS, required=("name", "source", "inputs", "outputs"))
     name = _name(doc["name"], f"{where}.name")
-    version = _int(doc.get("version", DEFAULT_VERSION), f"{where}.version", minimum=1)
+    version = _int(doc.get("version", DEFAULT_VERSION), f"{where}.version", minimum=1, maximum=INT64_MAX)
     source = _source(doc["source"], f"{where}.source", root)
     inputs = tuple(_input(x, f"{where}.inputs[{i}]") for i, x in enumerate(_list(doc["inputs"], f"{where}.inputs", 1)))
     outputs = tuple(
@@ -293,12 +371,12 @@ def _source(raw: Any, where: str, root: Path) -> SourceSpec:
         raise SpecError(f"{where}: give exactly one of factory, exported_program")
     if "factory" in doc:
         factory = _str(doc["factory"], f"{where}.factory")
-        if not _FACTORY_RE.match(factory):
+        if not _FACTORY_RE.fullmatch(factory):
             raise SpecError(f"{where}.factory: must be 'module:callable', got {factory!r}")
         _check_factory_module(factory, f"{where}.factory", root)
         return SourceSpec(factory=factory)
     rel = _str(doc["exported_program"], f"{where}.exported_program")
-    path = _resolve(root, rel)
+    path = _resolve(root, rel, f"{where}.exported_program")
     if not path.is_file():
         raise SpecError(f"{where}.exported_program: no such file {rel!r} (looked in {root})")
     if path.suffix != ".pt2":
@@ -324,6 +402,7 @@ def _input(raw: Any, where: str) -> TensorSpec:
         else:
             profile[key] = shape
     _check_profile_order(profile["min"], profile["opt"], profile["max"], where)
+    _check_sample_size(profile["max"], dtype, f"{where}.{'max' if dynamic else 'shape'}")
     return TensorSpec(name=name, dtype=dtype, shape=shape, min=profile["min"], opt=profile["opt"], max=profile["max"])
 
 
@@ -343,8 +422,8 @@ def _ops(raw: Any, where: str) -> dict[str, str]:
     ops: dict[str, str] = {}
     for key, value in doc.items():
         op = str(key)
-        if not _OP_RE.match(op):
-            raise SpecError(f"{where}.{op}: op names are 'namespace::name' (e.g. trtrepo::bias_gelu)")
+        if not _OP_RE.fullmatch(op):
+            raise SpecError(f"{where}.{shown(op)}: op names are 'namespace::name' (e.g. trtrepo::bias_gelu)")
         ops[op] = _choice(value, f"{where}.{op}", LOWERINGS)
     return ops
 
@@ -352,7 +431,7 @@ def _ops(raw: Any, where: str) -> dict[str, str]:
 def _triton(raw: Any, where: str) -> TritonSpec:
     doc = _mapping(raw, where, allowed=("max_batch_size", "dynamic_batching", "instance_group", "version_policy",
                                         "warmup"))
-    max_batch = _int(doc.get("max_batch_size", 0), f"{where}.max_batch_size", minimum=0)
+    max_batch = _int(doc.get("max_batch_size", 0), f"{where}.max_batch_size", minimum=0, maximum=INT32_MAX)
     batching = _dynamic_batching(doc.get("dynamic_batching", False), f"{where}.dynamic_batching")
     if batching is not None and max_batch == 0:
         raise SpecError(f"{where}.dynamic_batching: needs max_batch_size > 0 (Triton batches along dim 0)")
@@ -379,20 +458,20 @@ def _dynamic_batching(raw: Any, where: str) -> DynamicBatching | None:
         return DynamicBatching()
     doc = _mapping(raw, where, allowed=("preferred_batch_size", "max_queue_delay_microseconds"))
     preferred = tuple(
-        _int(v, f"{where}.preferred_batch_size[{i}]", minimum=1)
+        _int(v, f"{where}.preferred_batch_size[{i}]", minimum=1, maximum=INT32_MAX)
         for i, v in enumerate(_list(doc.get("preferred_batch_size", []), f"{where}.preferred_batch_size"))
     )
     delay = _int(doc.get("max_queue_delay_microseconds", DEFAULT_QUEUE_DELAY_US),
-                 f"{where}.max_queue_delay_microseconds", minimum=0)
+                 f"{where}.max_queue_delay_microseconds", minimum=0, maximum=INT64_MAX)
     return DynamicBatching(preferred, delay)
 
 
 def _instance_group(raw: Any, where: str) -> InstanceGroup:
     doc = _mapping(raw, where, allowed=("kind", "count", "gpus"))
     kind = _choice(doc.get("kind", "auto"), f"{where}.kind", INSTANCE_KINDS)
-    count = _int(doc.get("count", 1), f"{where}.count", minimum=1)
-    gpus = tuple(_int(g, f"{where}.gpus[{i}]", minimum=0) for i, g in enumerate(_list(doc.get("gpus", []),
-                                                                                        f"{where}.gpus")))
+    count = _int(doc.get("count", 1), f"{where}.count", minimum=1, maximum=INT32_MAX)
+    gpus = tuple(_int(g, f"{where}.gpus[{i}]", minimum=0, maximum=INT32_MAX)
+                 for i, g in enumerate(_list(doc.get("gpus", []), f"{where}.gpus")))
     if gpus and kind == "cpu":
         raise SpecError(f"{where}.gpus: only for kind gpu or auto, not cpu")
     return InstanceGroup(kind, count, gpus)
@@ -406,12 +485,12 @@ def _version_policy(raw: Any, where: str) -> VersionPolicy:
         raise SpecError(f"{where}: give exactly one of latest, all, specific")
     (kind, value), = doc.items()
     if kind == "latest":
-        return VersionPolicy(kind="latest", latest=_int(value, f"{where}.latest", minimum=1))
+        return VersionPolicy(kind="latest", latest=_int(value, f"{where}.latest", minimum=1, maximum=INT32_MAX))
     if kind == "all":
         if value is not True:
             raise SpecError(f"{where}.all: must be true")
         return VersionPolicy(kind="all")
-    versions = tuple(_int(v, f"{where}.specific[{i}]", minimum=1)
+    versions = tuple(_int(v, f"{where}.specific[{i}]", minimum=1, maximum=INT64_MAX)
                      for i, v in enumerate(_list(value, f"{where}.specific", 1)))
     return VersionPolicy(kind="specific", versions=versions)
 
@@ -423,7 +502,7 @@ def _warmup(raw: Any, where: str) -> Warmup:
     return Warmup(
         enabled=True,
         data=_choice(doc.get("data", "sample"), f"{where}.data", WARMUP_DATA),
-        count=_int(doc.get("count", DEFAULT_WARMUP_COUNT), f"{where}.count", minimum=1),
+        count=_int(doc.get("count", DEFAULT_WARMUP_COUNT), f"{where}.count", minimum=1, maximum=INT32_MAX),
     )
 
 
@@ -432,10 +511,10 @@ def _parity(raw: Any, where: str) -> ParitySpec:
     return ParitySpec(
         atol=_tolerance(doc["atol"], f"{where}.atol") if "atol" in doc else None,
         rtol=_tolerance(doc["rtol"], f"{where}.rtol") if "rtol" in doc else None,
-        samples=_int(doc.get("samples", DEFAULT_PARITY_SAMPLES), f"{where}.samples", minimum=0),
-        seed=_int(doc.get("seed", DEFAULT_PARITY_SEED), f"{where}.seed", minimum=0),
+        samples=_int(doc.get("samples", DEFAULT_PARITY_SAMPLES), f"{where}.samples", minimum=0, maximum=INT32_MAX),
+        seed=_int(doc.get("seed", DEFAULT_PARITY_SEED), f"{where}.seed", minimum=0, maximum=INT64_MAX),
         ragged_requests=_int(doc.get("ragged_requests", DEFAULT_RAGGED_REQUESTS), f"{where}.ragged_requests",
-                             minimum=0),
+                             minimum=0, maximum=INT32_MAX),
     )
 
 
@@ -473,6 +552,24 @@ def _check_profile_order(lo: tuple[int, ...], opt: tuple[int, ...], hi: tuple[in
         raise SpecError(f"{where}.max: must be >= opt {list(opt)}")
 
 
+def _check_sample_size(shape: tuple[int, ...], dtype: str, where: str) -> None:
+    """One sample at the max shape must fit in memory (warm-up data, parity samples and benchmarks make them)."""
+    size = dtypes.get(dtype).itemsize
+    for dim in shape:
+        size *= dim
+    if size > MAX_SAMPLE_BYTES:
+        raise SpecError(f"{where}: one sample at {list(shape)} is {_bytes(size)} of {dtype}; the limit is "
+                        f"{_bytes(MAX_SAMPLE_BYTES)} per input",
+                        hint="a dim that large is a typo, or belongs to a dynamic dim (-1) with a smaller max")
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def _check_batching(inputs: Sequence[TensorSpec], triton: TritonSpec, where: str) -> None:
     """Triton batching needs a dynamic dim 0 on every input whose profile reaches max_batch_size."""
     if triton.max_batch_size == 0:
@@ -493,9 +590,43 @@ def _check_batching(inputs: Sequence[TensorSpec], triton: TritonSpec, where: str
 
 def _check_repository_location(repository: Path, root: Path, sources: Sequence[Path]) -> None:
     """The repository is replaced wholesale on every build: it must not contain the inputs of the build."""
-    for protected in (root, *sources):
+    for protected in (root, *sources, settings.cache_dir()):
         if repository == protected or repository in protected.parents:
             raise SpecError(f"repository: {repository} would contain {protected}; the build replaces that folder")
+
+
+def check_repository_folder(path: Path, where: str) -> None:
+    """Refuse a well-known folder as the repository: the filesystem root, a system folder, home and its folders.
+
+    Args:
+        path: The repository folder, absolute and resolved.
+        where: How the message names it (``repository`` or ``--out``).
+
+    Raises:
+        SpecError: ``path`` is such a folder (names it and what it is).
+    """
+    reason = well_known_folder(path)
+    if reason is None:
+        return
+    example = "--out ./model_repository" if where == "--out" else "repository: model_repository"
+    raise SpecError(f"{where}: {path} is {reason}; a build replaces the repository folder with what it writes",
+                    hint=f"give the repository a folder of its own, e.g. {example}")
+
+
+def well_known_folder(path: Path) -> str | None:
+    """What makes ``path`` a folder no repository may replace ("your home folder", ...), or None."""
+    if path == Path(path.anchor):
+        return "the filesystem root"
+    if str(path) in SYSTEM_FOLDERS:
+        return "a system folder"
+    home = Path.home().resolve()
+    if path == home:
+        return "your home folder"
+    if path.parent == home and path.name in HOME_FOLDERS:
+        return "a well-known folder of your home"
+    if os.path.ismount(path):
+        return "the root of a filesystem (a mount point)"
+    return None
 
 
 def _check_factory_module(factory: str, where: str, root: Path) -> None:
@@ -545,11 +676,11 @@ def _str(raw: Any, where: str) -> str:
     return raw
 
 
-def _int(raw: Any, where: str, minimum: int | None = None) -> int:
+def _int(raw: Any, where: str, minimum: int, maximum: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise SpecError(f"{where}: must be an integer, got {_kind(raw)}")
-    if minimum is not None and raw < minimum:
-        raise SpecError(f"{where}: must be >= {minimum}, got {raw}")
+    if not minimum <= raw <= maximum:
+        raise SpecError(f"{where}: must be an integer from {minimum} to {maximum}, got {raw}")
     return raw
 
 
@@ -576,7 +707,7 @@ def _choice(raw: Any, where: str, allowed: Sequence[str]) -> str:
 
 def _name(raw: Any, where: str) -> str:
     name = _str(raw, where)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise SpecError(
             f"{where}: {name!r} is not a valid name (letters, digits, '_' and '-', starting with a letter or '_'; "
             "it becomes a folder in the repository)"
@@ -593,22 +724,23 @@ def _shape(raw: Any, where: str, allow_dynamic: bool) -> tuple[int, ...]:
         if d == -1 and allow_dynamic:
             out.append(d)
             continue
-        if d < 1:
-            allowed = "a positive integer or -1 (dynamic)" if allow_dynamic else "a positive integer"
-            raise SpecError(f"{where}[{i}]: must be {allowed}, got {d}")
+        if not 1 <= d <= INT32_MAX:
+            allowed = f"from 1 to {INT32_MAX}"
+            raise SpecError(f"{where}[{i}]: must be -1 (dynamic) or an integer {allowed}, got {d}" if allow_dynamic
+                            else f"{where}[{i}]: must be an integer {allowed}, got {d}")
         out.append(d)
     return tuple(out)
 
 
 def _existing_dir(root: Path, rel: str, where: str) -> Path:
-    path = _resolve(root, rel)
+    path = _resolve(root, rel, where)
     if not path.is_dir():
         raise SpecError(f"{where}: no such folder {rel!r} (looked in {root})")
     return path
 
 
-def _resolve(root: Path, rel: str) -> Path:
-    return (root / Path(rel).expanduser()).resolve()
+def _resolve(root: Path, rel: str, where: str) -> Path:
+    return resolve_path(rel, where, base=root)
 
 
 def _join(where: str, key: str) -> str:

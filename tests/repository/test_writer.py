@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -208,6 +211,8 @@ def test_failed_write_leaves_previous_repository_byte_identical(project: Spec, t
 
 def test_failed_swap_restores_previous_repository(project: Spec, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename scheme: the previous repository went aside, the new one cannot move in: the previous comes back."""
+    monkeypatch.setenv("TRTREPO_SWAP", "rename")
     out = write_both(project, project.repository, tmp_path)
     before = hash_tree(out)
     real_rename = os.rename
@@ -223,8 +228,91 @@ def test_failed_swap_restores_previous_repository(project: Spec, tmp_path: Path,
     with pytest.raises(BuildError, match="could not move the new repository"):
         write_both(project, out, tmp_path)
     monkeypatch.undo()
+    assert [dst for _, dst in calls] == [calls[0][1], "repo", "repo"] and ".repo.previous-" in calls[0][1]
     assert hash_tree(out) == before
     assert leftovers(out.parent, out) == []
+
+
+def test_failed_exchange_leaves_previous_repository(project: Spec, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+
+    def exchange(a: Path, b: Path) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(b))
+
+    monkeypatch.setattr(writer, "exchange", exchange)
+    expected = f"repository: could not move the new repository into {out}: {os.strerror(errno.EIO)}"
+    with pytest.raises(BuildError, match=f"^{re.escape(expected)}$"):
+        write_both(project, out, tmp_path)
+    assert hash_tree(out) == before
+    assert leftovers(out.parent, out) == []
+
+
+def test_the_exchange_swaps_two_folders_in_one_step(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "from_a").write_text("a")
+    (tmp_path / "b").mkdir()
+    if not writer.exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("this filesystem has no RENAME_EXCHANGE (the rename scheme is tested on its own)")
+    assert (tmp_path / "b" / "from_a").is_file() and list((tmp_path / "a").iterdir()) == []
+
+
+def test_rebuild_in_rename_mode(project: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRTREPO_SWAP", "rename")
+    out = write_both(project, project.repository, tmp_path)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert (out / "a" / "1" / "model.pt2").read_bytes() == b"v2" and (out / "b" / "1" / "model.plan").is_file()
+    assert leftovers(out.parent, out) == []
+
+
+def _killed_leftovers(out: Path, *names: str) -> None:
+    for name in names:
+        (out.parent / name / "half").mkdir(parents=True)
+        (out.parent / name / "half" / "written").write_text("x")
+
+
+def test_next_build_removes_what_killed_builds_left(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    _killed_leftovers(out, ".repo.staging-123-00000000", ".repo.staging-abc", ".repo.previous-77-11111111")
+    told: list[str] = []
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={},
+                            progress=told.append)
+    assert leftovers(out.parent, out) == []
+    assert sorted(told) == sorted(f"write: removed {n} beside {out} (left by a build that was killed)"
+                                  for n in (".repo.staging-123-00000000", ".repo.staging-abc",
+                                            ".repo.previous-77-11111111"))
+    assert (out / "b" / "1" / "model.plan").is_file(), "the models of the repository at the path stay"
+
+
+def test_a_backup_beside_a_missing_repository_is_restored(project: Spec, tmp_path: Path) -> None:
+    """Killed between the two renames: the next build must bring the old models back, not start a new repository."""
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+    backup = out.parent / ".repo.previous-4242-deadbeef"
+    os.rename(out, backup)
+    _killed_leftovers(out, ".repo.staging-4242-cafecafe")
+    told: list[str] = []
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={},
+                            progress=told.append)
+    assert told[0] == f"write: restored {out} from {backup.name} (a build was killed while it swapped the repository)"
+    assert {k: v for k, v in hash_tree(out).items() if k.startswith("b/")} == {
+        k: v for k, v in before.items() if k.startswith("b/")}, "the kept model came back"
+    assert set(json.loads((out / MANIFEST_FILENAME).read_text())["models"]) == {"a", "b"}
+    assert leftovers(out.parent, out) == []
+
+
+def test_two_backups_beside_a_missing_repository_are_not_guessed_between(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    os.rename(out, out.parent / ".repo.previous-1-aaaaaaaa")
+    shutil.copytree(out.parent / ".repo.previous-1-aaaaaaaa", out.parent / ".repo.previous-2-bbbbbbbb")
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    assert info.value.message == (f"repository: {out} is missing and 2 backups of it are beside it "
+                                  "(.repo.previous-1-aaaaaaaa, .repo.previous-2-bbbbbbbb); cannot tell which one to "
+                                  "restore")
+    assert info.value.hint == f"move the one to keep to {out}, then build again"
+    assert not out.exists() and len(leftovers(out.parent, out)) == 2
 
 
 def test_failed_build_leaves_previous_repository_byte_identical(project: Spec, tmp_path: Path,
@@ -322,3 +410,166 @@ def test_kept_tensorrt_model_takes_the_rebuilt_library(project: Spec, tmp_path: 
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert manifest["models"]["b"]["files"][f"b/plugins/{lib.name}"] == sha256_bytes(b"\x7fELF plugin library v2")
     assert manifest["plugins"][f"b/plugins/{lib.name}"] == manifest["plugins"][f"a/plugins/{lib.name}"]
+
+
+def test_a_folder_holding_only_a_placeholder_readme_is_built_into(project: Spec, tmp_path: Path) -> None:
+    """model_repository/README.md of a fresh checkout: empty but for what git keeps; the README stays."""
+    project.repository.mkdir()
+    (project.repository / "README.md").write_text("trtrepo writes here\n")
+    (project.repository / ".gitkeep").write_text("")
+    out = write_both(project, project.repository, tmp_path)
+    assert (out / "README.md").read_text() == "trtrepo writes here\n" and (out / ".gitkeep").is_file()
+    assert (out / MANIFEST_FILENAME).is_file()
+
+
+@pytest.mark.parametrize("entries", [["notes.txt"], ["README.md", "model_a"], ["README.md/"]],
+                         ids=["a-file", "readme-and-a-folder", "readme-that-is-a-folder"])
+def test_a_folder_of_other_files_is_refused_and_left_alone(project: Spec, tmp_path: Path, entries: list[str]) -> None:
+    out = project.repository
+    out.mkdir()
+    for entry in entries:
+        (out / entry).mkdir() if entry.endswith("/") or "." not in entry else (out / entry).write_text("x")
+    before = hash_tree(out)
+    with pytest.raises(SpecError) as info:
+        write_both(project, out, tmp_path)
+    foreign = ", ".join(sorted(e.rstrip("/") for e in entries if e != "README.md"))
+    assert info.value.message == (f"repository: {out} is not a trtrepo repository (it has no {MANIFEST_FILENAME}) and "
+                                  f"holds files trtrepo did not write: {foreign}")
+    assert hash_tree(out) == before and sorted(os.listdir(out)) == sorted(e.rstrip("/") for e in entries)
+    assert leftovers(out.parent, out) == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o2775])
+def test_the_repository_folder_keeps_its_mode(project: Spec, tmp_path: Path, mode: int) -> None:
+    """tritonserver may run as another user: a rebuild must not turn a 755 repository into 700."""
+    out = write_both(project, project.repository, tmp_path)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask(), "a new repository gets the umask's mode"
+    os.chmod(out, mode)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def test_kept_files_keep_their_hard_links_and_inode(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    outside = tmp_path / "model.plan.link"
+    os.link(out / "b" / "1" / "model.plan", outside)
+    (out / "NOTES.txt").write_text("mine\n")
+    os.chmod(out / "NOTES.txt", 0o600)
+    notes = (out / "NOTES.txt").stat()
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    kept = (out / "b" / "1" / "model.plan").stat()
+    assert (kept.st_ino, kept.st_nlink) == (outside.stat().st_ino, 2)
+    again = (out / "NOTES.txt").stat()
+    assert (again.st_ino, stat.S_IMODE(again.st_mode), again.st_mtime_ns) == (
+        notes.st_ino, 0o600, notes.st_mtime_ns)
+
+
+def test_a_replaced_kept_library_does_not_write_through_its_hard_link(project: Spec, tmp_path: Path) -> None:
+    """The kept TensorRT model takes the rebuilt library: the previous repository's file must stay as it was."""
+    spec = load_spec_text(tmp_path, SPEC.replace("  - name: a\n    source: json:loads\n",
+                                                 "  - name: a\n    source: json:loads\n    target: tensorrt\n"))
+    lib = tmp_path / "libs" / "libtrtrepo_plugins.so"
+    a = artifacts_b(lib)
+    a.inputs, a.outputs = (IOSpec("x", "fp32", (-1, 4)),), (IOSpec("y", "fp32", (-1, 4)),)
+    out = writer.write_repository(spec, {"a": (spec.model("a"), a), "b": (spec.model("b"), artifacts_b(lib))},
+                                  spec.repository, environment={})
+    old_copy = tmp_path / "old_library_copy"
+    os.link(out / "b" / "plugins" / lib.name, old_copy)
+    lib.write_bytes(b"\x7fELF plugin library v2")
+    writer.write_repository(spec, {"a": (spec.model("a"), a)}, out, environment={})
+    assert (out / "b" / "plugins" / lib.name).read_bytes() == b"\x7fELF plugin library v2"
+    assert old_copy.read_bytes() == b"\x7fELF plugin library v1"
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving files another owner needs root")
+
+
+@needs_root
+def test_owners_are_kept(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    os.chown(out, 1234, 2345)
+    for path in (out / "b", out / "b" / "1", out / "b" / "1" / "model.plan"):
+        os.chown(path, 4321, 5432)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert (out.stat().st_uid, out.stat().st_gid) == (1234, 2345)
+    for path in (out / "b", out / "b" / "1", out / "b" / "1" / "model.plan"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 5432), path
+
+
+@needs_root
+def test_where_links_are_refused_copies_keep_owner_mode_and_links_among_them(
+        project: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    plan = out / "b" / "1" / "model.plan"
+    os.link(plan, out / "b" / "1" / "same.plan")
+    os.chown(plan, 4321, 5432)
+    os.chmod(plan, 0o640)
+    real_link = os.link
+
+    def link(src: object, dst: object, **kwargs: object) -> None:
+        if Path(str(src)).is_relative_to(out):  # the previous repository's files: as if across a protected boundary
+            raise PermissionError(1, "Operation not permitted")
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer.os, "link", link)
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    copied, twin = plan.stat(), (out / "b" / "1" / "same.plan").stat()
+    assert copied.st_ino == twin.st_ino and copied.st_nlink == 2, "hard links among kept files stay links"
+    assert (copied.st_uid, copied.st_gid, stat.S_IMODE(copied.st_mode)) == (4321, 5432, 0o640)
+    assert plan.read_bytes() == b"plan bytes v1"
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ('{"schema": 1, "models": {"b": {"plugins": ["plugins/lib.so"]}}}',
+     "is schema 1, written by another trtrepo (this one writes schema 2)"),
+    ("{not json", None),
+    ('{"schema": 2, "models": {"b": {"target": "torch"}}}', None),  # names the record and the missing field
+], ids=["schema-1", "not-json", "malformed-record"])
+def test_a_manifest_that_cannot_be_read_back_is_refused_with_the_fix(project: Spec, tmp_path: Path, content: str,
+                                                                      reason: str | None) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    (out / MANIFEST_FILENAME).write_text(content)
+    before = hash_tree(out)
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    message = info.value.message
+    assert message.startswith(f"repository: {out / MANIFEST_FILENAME}") and message.endswith(
+        "; its models cannot be kept")
+    if reason is not None:
+        assert message == f"repository: {out / MANIFEST_FILENAME} {reason}; its models cannot be kept"
+    assert info.value.hint == f"move the repository aside and build every model again (mv {out} {out}.old)"
+    assert hash_tree(out) == before and leftovers(out.parent, out) == []
+
+
+def test_the_repository_folder_keeps_its_extended_attributes(project: Spec, tmp_path: Path) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    try:
+        os.setxattr(out, "user.trtrepo-test", b"kept")
+    except OSError as exc:
+        pytest.skip(f"this filesystem takes no user extended attributes ({exc.strerror})")
+    writer.write_repository(project, {"a": (project.model("a"), artifacts_a(b"v2"))}, out, environment={})
+    assert os.getxattr(out, "user.trtrepo-test") == b"kept"
+
+
+def test_a_full_disk_while_staging_is_a_build_error_and_changes_nothing(project: Spec, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write_both(project, project.repository, tmp_path)
+    before = hash_tree(out)
+
+    def no_space(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    with pytest.raises(BuildError) as info:
+        write_both(project, out, tmp_path)
+    monkeypatch.undo()
+    assert re.fullmatch(rf"repository: cannot write the new repository beside {re.escape(str(out))}: "
+                        rf"{os.strerror(errno.ENOSPC)} \(.*/\.repo\.staging-\d+-[0-9a-f]{{8}}/a/1/model\.pt2\); the "
+                        "previous one is unchanged", info.value.message)
+    assert hash_tree(out) == before and leftovers(out.parent, out) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,16 @@ BROKEN = sorted((HERE / "broken").glob("*.yaml"))
 GOOD = sorted((HERE / "good").glob("*.yaml"))
 
 
-def _expected(path: Path) -> tuple[str, str | None]:
+@pytest.fixture(autouse=True)
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder of its own (``{home}`` in messages): specs that name ``~`` must not depend on the machine's."""
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def _expected(path: Path, home: Path | None = None) -> tuple[str, str | None]:
     """The `# expect:` message and optional `# hint:` of a broken spec, placeholders filled in."""
     lines = path.read_text().splitlines()
     match = re.match(r"^# expect: (.+)$", lines[0]) if lines else None
@@ -26,7 +36,7 @@ def _expected(path: Path) -> tuple[str, str | None]:
 
     def fill(text: str) -> str:
         return text.replace("{path}", str(path)).replace("{root}", str(path.parent)).replace(
-            "{parent}", str(path.parent.parent))
+            "{parent}", str(path.parent.parent)).replace("{home}", str(home))
 
     return fill(match.group(1)), fill(hint) if hint else None
 
@@ -43,13 +53,18 @@ def test_broken_corpus_covers_the_issue() -> None:
                      "dynamic_batching_without_batching", "duplicate_model_names", "duplicate_input_names",
                      "duplicate_output_names", "name_escapes_repository", "name_with_slash", "missing_factory_module",
                      "missing_exported_program", "bad_version_policy_key", "bad_lowering", "bad_op_name",
-                     "bad_yaml_syntax", "empty", "repository_contains_spec"):
+                     "bad_yaml_syntax", "empty", "repository_contains_spec",
+                     # issue 14: taken-over folders (class 2) and silently accepted specs (class 8)
+                     "repository_is_home", "repository_is_filesystem_root", "repository_is_tmp",
+                     "duplicate_key_models", "name_with_trailing_newline", "op_name_with_trailing_newline",
+                     "factory_with_trailing_newline", "version_beyond_int64", "max_batch_size_beyond_int32",
+                     "dim_beyond_int32", "static_dim_needs_terabytes"):
         assert required in names
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_spec_message(path: Path) -> None:
-    message, hint = _expected(path)
+def test_broken_spec_message(path: Path, fake_home: Path) -> None:
+    message, hint = _expected(path, fake_home)
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert info.value.message == message
@@ -60,8 +75,8 @@ def test_broken_spec_message(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_spec_through_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    message, hint = _expected(path)
+def test_broken_spec_through_cli(path: Path, capsys: pytest.CaptureFixture[str], fake_home: Path) -> None:
+    message, hint = _expected(path, fake_home)
     before = _tree(path.parent.parent)
     code = main(["build", str(path)])
     captured = capsys.readouterr()
@@ -125,3 +140,27 @@ def test_full_spec_values() -> None:
         0.01, 0.001, 2, 7, 3)
     assert b.triton.dynamic_batching is not None and b.triton.version_policy.kind == "all"
     assert not b.triton.warmup.enabled
+
+
+def test_merge_keys_and_aliases_are_not_duplicates(tmp_path: Path) -> None:
+    """``<<: *defaults`` then a key of its own overrides on purpose; only a key written twice is refused."""
+    from trtrepo.spec import _load_yaml
+
+    doc = _load_yaml("x: &x {name: x, shape: [-1, 4], min: [1, 4], opt: [2, 4], max: [8, 4]}\n"
+                     "defaults: &defaults {source: json:loads, inputs: [*x, *x], outputs: [y], version: 1}\n"
+                     "models:\n  - <<: *defaults\n    name: a\n    version: 2\n  - <<: *defaults\n    name: b\n")
+    assert [(m["name"], m["version"]) for m in doc["models"]] == [("a", 2), ("b", 1)]
+    assert doc["models"][0]["inputs"][1]["name"] == "x"
+
+
+def test_a_mount_point_is_never_a_repository() -> None:
+    """The root of a filesystem (the one holding the current folder among them) would be swapped as a whole."""
+    from trtrepo.spec import SYSTEM_FOLDERS, well_known_folder
+
+    candidates = [Path(p) for p in ("/dev/shm", "/boot/efi", "/run/user") if os.path.ismount(p)]
+    candidates = [p for p in candidates if str(p) not in SYSTEM_FOLDERS]
+    if not candidates:
+        pytest.skip("none of /dev/shm, /boot/efi, /run/user is a mount point here")
+    for mount in candidates:
+        assert well_known_folder(mount) == "the root of a filesystem (a mount point)"
+    assert well_known_folder(Path("/")) == "the filesystem root"

@@ -19,7 +19,9 @@ from trtrepo.cli import bench_cmd, build_cmd, check_cmd, doctor_cmd, ops_cmd, se
 from trtrepo.cli._app import EXIT_BUG, EXIT_INTERRUPTED, STATE, cli
 from trtrepo.errors import TrtrepoError
 
-__all__ = ["EXIT_BUG", "EXIT_INTERRUPTED", "cli", "main"]
+__all__ = ["EXIT_BUG", "EXIT_INTERRUPTED", "EXIT_USAGE", "cli", "main"]
+
+EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +46,29 @@ def main(argv: list[str] | None = None) -> int:
         if STATE["verbose"]:
             traceback.print_exc()
         click.echo(f"error: {exc.message}", err=True)
+        # an error may carry the rest of a tool's explanation (torch.export's constraint conflicts), shown in full
+        for line in getattr(exc, "details", ()):
+            click.echo(f"  {line}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         return exc.exit_code
+    except ValueError as exc:
+        if "embedded null byte" not in str(exc):  # what os.stat says of a path with a NUL byte, from any option
+            return _bug()
+        if STATE["verbose"]:
+            traceback.print_exc()
+        click.echo("error: a path argument contains a NUL byte", err=True)
+        return EXIT_USAGE
     except Exception:
-        traceback.print_exc()
-        click.echo(f"error: this is a bug in trtrepo {__version__}: please report it with the traceback above",
-                   err=True)
-        return EXIT_BUG
+        return _bug()
     return int(result or 0)
+
+
+def _bug() -> int:
+    """A failure that is not the user's: trtrepo's own bug, shown with its traceback."""
+    traceback.print_exc()
+    click.echo(f"error: this is a bug in trtrepo {__version__}: please report it with the traceback above", err=True)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from trtrepo.cli._app import cli, csv, progress
 
 
 @cli.command()
-@click.argument("model_yaml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+# plain strings: trtrepo checks the paths itself (one line naming the argument, NUL bytes and loops included)
+@click.argument("model_yaml", metavar="MODEL_YAML")
+@click.option("--out", metavar="FOLDER", default=None,
               help="Repository folder (default: the spec's `repository:`).")
 @click.option("--target", type=click.Choice(["auto", "tensorrt", "torch"]), default=None,
               help="Override every model's target (auto = tensorrt where TensorRT is installed, else torch).")
 @click.option("--models", default=None, metavar="A,B", help="Build only these models; keep the others.")
-def build(model_yaml: Path, out: Path | None, target: str | None, models: str | None) -> int:
+def build(model_yaml: str, out: str | None, target: str | None, models: str | None) -> int:
     """Build the Triton model repository described by MODEL_YAML."""
     from trtrepo.build import build as run_build
 
