@@ -178,14 +178,22 @@ def run_once(net: Any, model: ModelSpec, device: str = "cpu") -> Any:
     Raises:
         SpecError: It fails on one input's declared dtype but runs with another (names the input:
             ``models[0].inputs[0].dtype: ...``).
+        KernelContractError: A custom op's kernel returned outputs its op.yaml rules do not give (names the op).
         BuildError: It fails on the sample inputs otherwise (the model's name, the inputs and the user's text).
     """
     import torch
 
+    from trtrepo.ops.library import loaded_descriptions
+    from trtrepo.ops.trace import KernelContractError, op_watch
+
     args = sample_inputs(model.inputs, "opt", device)
     with torch.no_grad(), quiet_torch() as noise:
         try:
-            return net(*args)
+            # each custom op's real outputs against its op.yaml rules: a kernel that breaks its rule is named here
+            with op_watch(loaded_descriptions()):
+                return net(*args)
+        except KernelContractError:
+            raise
         except Exception as exc:
             failure = exc
             noise.show()

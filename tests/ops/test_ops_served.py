@@ -134,3 +134,18 @@ def test_swiglu_example_builds_and_matches_eager(tmp_path: Path, capsys: pytest.
     report = tmp_path / "parity.json"
     assert main(["check", str(spec), "--repository", str(out), "--report", str(report)]) == 0, capsys.readouterr().out
     assert json.loads(report.read_text())["passed"]
+def test_kernel_breaking_its_rule_is_named(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The op's kernel returns [..., 2] while its op.yaml now promises [..., 3]: the build names the op and exits 1
+    (the user's mistake), before anything is written."""
+    broken = tmp_path / "proj"
+    shutil.copytree(project, broken, ignore=shutil.ignore_patterns("repo", "__pycache__"))
+    op_yaml = broken / "my_ops" / "softclip_pool" / "op.yaml"
+    op_yaml.write_text(op_yaml.read_text().replace('"x[:-1] + [2]"', '"x[:-1] + [3]"'))
+    spec = broken / "model.yaml"
+    spec.write_text(spec.read_text().replace("  - name: scaled", "  - name: unused_scaled"))
+    code = main(["build", str(spec), "--models", "pool"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "mylab::softclip_pool returned out of shape" in err and "x[:-1] + [3]" in err
+    assert "bug in trtrepo" not in err and "Traceback" not in err
+    assert not (broken / "repo").exists()

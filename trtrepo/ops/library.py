@@ -26,6 +26,7 @@ _LOCK = threading.Lock()
 _LOADED_LIBRARIES: set[Path] = set()
 _FAKES: set[str] = set()
 _PYTHON_CPU: dict[str, Any] = {}  # op name → the torch.library.Library holding its Python CPU impl (kept alive)
+_DESCRIPTIONS: dict[str, OpDescription] = {}  # every op load_ops made callable in this process
 
 
 def make_fake(desc: OpDescription) -> Callable[..., Any]:
@@ -135,6 +136,12 @@ def load_ops(built: BuiltOps) -> None:
     with _LOCK:
         register_fakes(built.descriptions)
         register_python_cpu(built.descriptions)
+        _DESCRIPTIONS.update(built.descriptions)
+
+
+def loaded_descriptions() -> dict[str, OpDescription]:
+    """The ops :func:`load_ops` loaded into this process (what an eager run's op watch checks)."""
+    return dict(_DESCRIPTIONS)
 
 
 def has_kernel(name: str, key: str) -> bool:
