@@ -108,11 +108,11 @@ def _broken_op(root: Path, name: str, files: dict[str, str]) -> Path:
 
 def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    _broken_op(src, "oops", {"oops_cpu.cpp": "// fine\nint f() {\n  return undeclared_name;\n}\n"})
+    _broken_op(src, "oops", {"oops_torch.cpp": "// fine\nint f() {\n  return undeclared_name;\n}\n"})
     with pytest.raises(BuildError) as info:
         build.build_ops([src], tmp_path / "cache", with_cuda=False)
     msg = str(info.value)
-    assert re.search(r"oops_cpu\.cpp:3: .*undeclared_name", msg), msg
+    assert re.search(r"oops_torch\.cpp:3: .*undeclared_name", msg), msg
     log = re.search(r"\(log: (\S+)\)", msg)
     assert log and Path(log.group(1)).is_file()
     assert (Path(log.group(1)).parent / "reproduce.sh").is_file()
@@ -246,3 +246,11 @@ def test_plugin_library_of_two_roots_exports_entry_points(tmp_path: Path, monkey
         in registry
     needed = subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
     assert "libnvinfer" not in needed
+
+
+def test_an_op_without_binding_and_kernel_is_named(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _broken_op(src, "bare", {"bare_cpu.cpp": "int g() { return 0; }\n"})
+    with pytest.raises(BuildError, match=r"bare/op\.yaml: trtrepo_test::bare has no torch binding \(\*_torch\.cpp\) "
+                                         r"and no kernel block to generate one from"):
+        build.build_ops([src], tmp_path / "cache", with_cuda=False)
