@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,3 +98,57 @@ def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[
     ]
     plan = convert(ep, arg_inputs=arg_inputs, **kwargs)
     return bytes(plan)
+
+
+def compile_parameters() -> frozenset[str]:
+    """Keyword parameters ``torch_tensorrt.dynamo.compile`` accepts in this release."""
+    from torch_tensorrt.dynamo import compile as tt_compile
+
+    return frozenset(inspect.signature(tt_compile).parameters)
+
+
+def compile_partitioned(ep: Any, inputs: Sequence[InputProfile], options: Mapping[str, Any],
+                        torch_executed_ops: Collection[Any], *, python_runtime: bool) -> Any:
+    """ExportedProgram → a graph module of TensorRT engines and torch segments (``torch_tensorrt.dynamo.compile``).
+
+    The ops in ``torch_executed_ops`` (OpOverloads) run in PyTorch; everything else Torch-TensorRT converts becomes
+    TensorRT engines (``min_block_size`` 1: even one op). This is the hybrid engine of ``trtrepo bench engines``.
+
+    Args:
+        ep: The ExportedProgram.
+        inputs: One profile per forward() argument, in order.
+        options: Keyword options; those this release does not accept are dropped with a debug line.
+        torch_executed_ops: Ops left to PyTorch (the custom ops: their own CUDA kernels run).
+        python_runtime: Torch-TensorRT's Python runtime module (True) or its C++ one (False).
+    """
+    import torch
+    import torch_tensorrt
+    from torch_tensorrt.dynamo import compile as tt_compile
+
+    accepted = compile_parameters()
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    for k in sorted(set(options) - set(kwargs)):
+        LOGGER.debug("torch_tensorrt %s compile does not take %s; not passed", torch_tensorrt.__version__, k)
+    arg_inputs = [
+        torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
+                             dtype=getattr(torch, p.dtype), name=p.name)
+        for p in inputs
+    ]
+    kwargs.update(min_block_size=1, require_full_compilation=False, torch_executed_ops=set(torch_executed_ops),
+                  use_python_runtime=python_runtime)
+    return tt_compile(ep, arg_inputs=arg_inputs, **kwargs)
+
+
+def cpp_runtime_available() -> bool:
+    """Whether this Torch-TensorRT build has its C++ runtime (``TorchTensorRTModule``)."""
+    import torch_tensorrt
+
+    features = getattr(torch_tensorrt, "ENABLED_FEATURES", None)
+    return bool(getattr(features, "torch_tensorrt_runtime", False))
+
+
+def enable_cudagraphs(module: Any) -> Any:
+    """Torch-TensorRT's CUDA-graph mode for a compiled module: a context manager yielding the module to call."""
+    import torch_tensorrt
+
+    return torch_tensorrt.runtime.enable_cudagraphs(module)
