@@ -1,4 +1,4 @@
-"""Spreads over runs, ratios, and the warm-up rule (a scripted clock stands in for time: no test here times anything)."""
+"""Spreads over runs, ratios, and the warm-up rule (a scripted clock stands in for time: nothing here is timed)."""
 
 from __future__ import annotations
 

@@ -143,15 +143,53 @@ def test_split_of_a_real_exported_program() -> None:
 
 def test_engine_of_reads_both_torch_tensorrt_runtime_spellings() -> None:
     class PythonRuntime:  # attribute names of Torch-TensorRT 2.11's PythonTorchTensorRTModule
-        serialized_engine = b"plan"
-        input_names = ["x"]
-        output_names = ["output0"]
+        def __init__(self) -> None:
+            self.serialized_engine = b"plan"
+            self.input_names = ["x"]
+            self.output_names = ["output0"]
 
     class CppRuntime:  # ... and of its C++ TorchTensorRTModule
-        serialized_engine = bytearray(b"plan")
-        input_binding_names = ["x"]
-        output_binding_names = ["output0", "output1"]
+        def __init__(self) -> None:
+            self.serialized_engine = bytearray(b"plan")
+            self.input_binding_names = ["x"]
+            self.output_binding_names = ["output0", "output1"]
 
     assert engine_of(PythonRuntime()) == (b"plan", ["x"], ["output0"])
     assert engine_of(CppRuntime()) == (b"plan", ["x"], ["output0", "output1"])
     assert engine_of(torch.nn.Linear(1, 1)) is None
+
+
+class StandInEngine:
+    """Stands in for ``tensorrt.ICudaEngine`` (not installable here) to test how profiles are read, nothing else."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], profiles: list[dict[str, list[tuple[int, ...]]]] | None):
+        self.shapes = shapes
+        self.profiles = profiles
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+    def get_tensor_profile_shape(self, name: str, index: int) -> list[tuple[int, ...]]:
+        if self.profiles is None:
+            raise RuntimeError("no profile")  # what an engine built without one does
+        return self.profiles[index][name]
+
+
+def test_profile_ranges_of_dynamic_and_static_engines() -> None:
+    from trtrepo.runners.plan import EngineCore
+
+    core = EngineCore(b"")
+    core.input_names = ["x"]
+    core._engine = StandInEngine({"x": (-1, 64)}, [{"x": [(1, 64), (8, 64), (32, 64)]}])
+    assert core._profile_ranges(0) == {"x": ((1, 64), (8, 64), (32, 64))}
+    core._engine = StandInEngine({"x": (4, 64)}, None)
+    assert core._profile_ranges(0) == {"x": ((4, 64), (4, 64), (4, 64))}
+    core._engine = StandInEngine({"x": (4, 64)}, [{"x": [(), (), ()]}])  # empty dims: also static
+    assert core._profile_ranges(0) == {"x": ((4, 64), (4, 64), (4, 64))}
+
+
+def test_output_order_follows_torch_tensorrt_names() -> None:
+    from trtrepo.runners.plan import output_order
+
+    assert output_order(["output10", "output2", "output0"]) == ["output0", "output2", "output10"]
+    assert output_order(["y", "residual"]) == ["y", "residual"]

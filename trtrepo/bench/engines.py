@@ -334,6 +334,8 @@ class EngineContext:
             else:
                 ops = {op: "decompose" for op in (self.built.descriptions if self.built else {})}
                 model = dataclasses.replace(with_batch_range(self.model, lo, opt, hi), ops=ops)
+            # one build log per plan (<name>.tensorrt.log under out/logs)
+            model = dataclasses.replace(model, name=f"{self.model.name}-{lowering}-b{lo}-{hi}")
             ctx = BuildContext(spec=self.spec, ops=self.built, cache_dir=cache_dir(), log_dir=self.out / "logs",
                                device=self.device, progress=self.progress)
             start = time.monotonic()

@@ -246,6 +246,10 @@ class HybridRunner(BaseRunner):
                 for _ in range(WARM_CALLS):  # engines bind their shapes, custom ops allocate: before the capture
                     call()
             self.stream.synchronize()
+            handle = int(self.stream.cuda_stream)
+            if any(core.capturable(handle) is False for core in self.cores):
+                raise RunnerError(f"{self.name}: TensorRT says an engine cannot be captured into a CUDA graph on this "
+                                  "stream", hint="use kernel_specialization='eager' or 'none' with TensorRT-RTX")
             graph = torch.cuda.CUDAGraph()
             with torch.inference_mode(), torch.cuda.graph(graph, stream=self.stream):
                 last[:] = [lean(*args)]

@@ -54,6 +54,13 @@ def import_tensorrt() -> Any:
                                      hint=INSTALL_HINTS["tensorrt"]) from None
 
 
+def output_order(names: Sequence[str]) -> list[str]:
+    """Outputs in forward()'s return order: by N when all are named ``outputN`` (Torch-TensorRT), else as given."""
+    from trtrepo.tensorrt.engine_io import EngineTensor, order_outputs
+
+    return [t.name for t in order_outputs([EngineTensor(n, False, "FLOAT", ()) for n in names])]
+
+
 def within(shape: Sequence[int], lo: Sequence[int], hi: Sequence[int]) -> bool:
     """Whether every dim of ``shape`` lies within ``lo``..``hi`` (same rank)."""
     return len(shape) == len(lo) == len(hi) and all(a <= d <= b for d, a, b in zip(shape, lo, hi, strict=True))
@@ -100,6 +107,7 @@ class EngineCore:
     profiles: list[ProfileRanges] = field(default_factory=list, init=False)
     facts: dict[str, Any] = field(default_factory=dict, init=False)
     _trt: Any = field(default=None, init=False, repr=False)
+    _runtime: Any = field(default=None, init=False, repr=False)
     _engine: Any = field(default=None, init=False, repr=False)
     _context: Any = field(default=None, init=False, repr=False)
     _profile: int = field(default=0, init=False, repr=False)
@@ -144,7 +152,7 @@ class EngineCore:
             raise RunnerError("TensorRT could not create an execution context for the plan")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.output_names = [n for n in names if n not in self.input_names]
+        self.output_names = output_order([n for n in names if n not in self.input_names])
         self.profiles = [self._profile_ranges(p) for p in range(max(1, int(engine.num_optimization_profiles)))]
         self.facts["profiles"] = [{n: [list(s) for s in r] for n, r in ranges.items()} for ranges in self.profiles]
 
@@ -163,9 +171,10 @@ class EngineCore:
         return ranges
 
     def unload(self) -> None:
-        """Drop the context and the engine (context first: it refers to the engine)."""
+        """Drop the context, the engine and the runtime, in that order (each refers to the next)."""
         self._context = None
         self._engine = None
+        self._runtime = None
 
     def dtype(self, name: str) -> Any:
         """The torch dtype of tensor ``name``."""
