@@ -149,6 +149,8 @@ def test_report_table_summary_json_and_files(tmp_path: Path) -> None:
     summary = report.summary()
     assert "tensorrt target: plan-decompose-dynamic 2.00x (2.00–3.00)" in summary
     assert "reference: plan-native-dynamic" in summary and "skipped: hybrid-tt (needs torch_tensorrt)" in summary
+    # the deployable plan against the native-aten ceiling, within each run: 0.15/0.10, 0.1/0.1, 0.125/0.125
+    assert "plan-decompose-dynamic vs plan-native-dynamic: 1.00x (1.00–1.50)" in summary
     files = report.write(tmp_path / "out")
     data = json.loads((tmp_path / "out" / "engines.json").read_text())
     assert data["schema"] == "trtrepo-bench-engines/1"

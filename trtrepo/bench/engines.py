@@ -21,6 +21,11 @@ each call on the runner's own non-default stream, synchronised each call; p50/p9
 (``pipeline`` calls enqueued back to back, one synchronisation). Ratios to eager are taken within each run, then
 summarised over runs (median and range): ratios measured side by side, never absolute times against a threshold.
 
+Profiles: Torch-TensorRT 2.11–2.13 (the GPU machine has torch-tensorrt-rtx 2.11) builds one optimisation profile per
+plan; several profiles per plan (``torch_tensorrt.Input(profiles=[...])``) exist only from 2.14 (its main branch,
+2026-08). So ``buckets`` is one tight plan per bucket behind a :class:`trtrepo.runners.plan.PlanSet`; the plan runner
+already picks among several profiles of one plan when a plan has them.
+
 On a machine without CUDA the CPU engines (eager, eager-native, compile) run with a host clock and every GPU engine
 is listed as skipped with the reason. Results: ``engines.json``, ``engines.txt`` and ``engines.png`` under ``out``.
 """
@@ -614,6 +619,13 @@ class EnginesReport:
                 best = min(members, key=lambda r: r.p50.median if r.p50 else float("inf"))
                 up = self.speedup(best)
                 parts.append(f"{group.split(' (')[0]}: {best.engine} {up.text(2, 'x') if up else '-'}")
+            deployable = [r for r in measured if ENGINES[r.engine].serves_as in (SERVED_TENSORRT, CANDIDATE)]
+            ceiling = [r for r in measured if ENGINES[r.engine].lowering == "native"]
+            if deployable and ceiling:
+                best = min(deployable, key=lambda r: r.p50.median if r.p50 else float("inf"))
+                top = min(ceiling, key=lambda r: r.p50.median if r.p50 else float("inf"))
+                vs = run_ratios(top, best)
+                parts.append(f"{best.engine} vs {top.engine}: {vs.text(2, 'x') if vs else '-'}")
             lines.append(f"  {key[0]} batch {key[1]}: " + "; ".join(parts))
         if skipped:
             lines.append(f"  skipped: {', '.join(skipped)}")

@@ -418,8 +418,11 @@ def run_soak(spec_path: str | Path, options: SoakOptions, *, report_path: str | 
     repository = Path(options.repository or spec.repository).resolve()
     sizes = [s for s in options.batch_sizes if not model.triton.max_batch_size or s <= model.triton.max_batch_size]
     sizes = sizes or [1]
-    served = read_repository(repository).served_output_names(model.name, [o.name for o in model.outputs]) \
-        if not options.url else [o.name for o in model.outputs]
+    spec_outputs = [o.name for o in model.outputs]
+    # served names come from the repository's manifest (a plan names its outputs output0...); a server at --url
+    # whose repository is not here is asked for the spec's names
+    served = read_repository(repository).served_output_names(model.name, spec_outputs) \
+        if not options.url or repository.is_dir() else spec_outputs
     pool, references = _pool(spec, model, sizes, progress)
     report = SoakReport(model=model.name, protocol=options.protocol, concurrency=options.concurrency,
                         batch_sizes=sizes, requested=options.requests, faults=options.faults)

@@ -75,6 +75,27 @@ def convert_parameters() -> frozenset[str]:
     return frozenset(inspect.signature(convert).parameters)
 
 
+def _arg_inputs(inputs: Sequence[InputProfile]) -> list[Any]:
+    """One ``torch_tensorrt.Input`` (min/opt/max, dtype, name) per profile."""
+    import torch
+    import torch_tensorrt
+
+    return [torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
+                                 dtype=getattr(torch, p.dtype), name=p.name) for p in inputs]
+
+
+def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``options`` that ``fn`` takes in this release; each dropped one gets a debug line."""
+    import torch_tensorrt
+
+    accepted = frozenset(inspect.signature(fn).parameters)
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    for k in sorted(set(options) - set(kwargs)):
+        LOGGER.debug("torch_tensorrt %s %s does not take %s; not passed", torch_tensorrt.__version__,
+                     getattr(fn, "__name__", "?"), k)
+    return kwargs
+
+
 def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[str, Any]) -> bytes:
     """ExportedProgram → serialized TensorRT engine (the plan) with one optimization profile.
 
@@ -83,20 +104,9 @@ def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[
         inputs: One profile per forward() argument, in order.
         options: Keyword options; those this release does not accept are dropped with a debug line.
     """
-    import torch
-    import torch_tensorrt
     from torch_tensorrt.dynamo import convert_exported_program_to_serialized_trt_engine as convert
 
-    accepted = frozenset(inspect.signature(convert).parameters)
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    for k in sorted(set(options) - set(kwargs)):
-        LOGGER.debug("torch_tensorrt %s does not take %s; not passed", torch_tensorrt.__version__, k)
-    arg_inputs = [
-        torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
-                             dtype=getattr(torch, p.dtype), name=p.name)
-        for p in inputs
-    ]
-    plan = convert(ep, arg_inputs=arg_inputs, **kwargs)
+    plan = convert(ep, arg_inputs=_arg_inputs(inputs), **_accepted(convert, options))
     return bytes(plan)
 
 
@@ -121,22 +131,12 @@ def compile_partitioned(ep: Any, inputs: Sequence[InputProfile], options: Mappin
         torch_executed_ops: Ops left to PyTorch (the custom ops: their own CUDA kernels run).
         python_runtime: Torch-TensorRT's Python runtime module (True) or its C++ one (False).
     """
-    import torch
-    import torch_tensorrt
     from torch_tensorrt.dynamo import compile as tt_compile
 
-    accepted = compile_parameters()
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    for k in sorted(set(options) - set(kwargs)):
-        LOGGER.debug("torch_tensorrt %s compile does not take %s; not passed", torch_tensorrt.__version__, k)
-    arg_inputs = [
-        torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
-                             dtype=getattr(torch, p.dtype), name=p.name)
-        for p in inputs
-    ]
+    kwargs = _accepted(tt_compile, options)
     kwargs.update(min_block_size=1, require_full_compilation=False, torch_executed_ops=set(torch_executed_ops),
                   use_python_runtime=python_runtime)
-    return tt_compile(ep, arg_inputs=arg_inputs, **kwargs)
+    return tt_compile(ep, arg_inputs=_arg_inputs(inputs), **kwargs)
 
 
 def cpp_runtime_available() -> bool:
@@ -146,9 +146,3 @@ def cpp_runtime_available() -> bool:
     features = getattr(torch_tensorrt, "ENABLED_FEATURES", None)
     return bool(getattr(features, "torch_tensorrt_runtime", False))
 
-
-def enable_cudagraphs(module: Any) -> Any:
-    """Torch-TensorRT's CUDA-graph mode for a compiled module: a context manager yielding the module to call."""
-    import torch_tensorrt
-
-    return torch_tensorrt.runtime.enable_cudagraphs(module)
