@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from trtrepo.bench.engine_report import EngineResult, EngineRun, EnginesReport, EngineStatus, run_ratios
 from trtrepo.bench.engines import (
     ENGINES,
     Capabilities,
     EngineOptions,
-    EngineResult,
-    EngineRun,
-    EnginesReport,
-    EngineStatus,
     batch_range,
     buckets_for,
     describe_engines,
-    run_ratios,
     select_engines,
     with_batch_range,
 )
@@ -136,7 +132,7 @@ def test_ratios_are_taken_within_each_run() -> None:
 
 def test_report_table_summary_json_and_files(tmp_path: Path) -> None:
     report = EnginesReport(spec="model.yaml", device="cuda:0 (NVIDIA H200)", clock="CUDA events",
-                           options={"runs": 3})
+                           options={"runs": 3}, roles={k.name: (k.serves_as, k.lowering) for k in ENGINES.values()})
     report.results = [_result("eager", [0.30, 0.20, 0.25], [0.28, 0.19, 0.24]),
                       _result("plan-decompose-dynamic", [0.10, 0.10, 0.125], [0.07, 0.095, 0.08]),
                       _result("plan-native-dynamic", [0.15, 0.1, 0.125], [0.1, 0.1, 0.1]),

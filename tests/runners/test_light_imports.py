@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 HEAVY = ("torch", "tensorrt", "torch_tensorrt", "tritonclient", "numpy")
-MODULES = ("trtrepo.bench", "trtrepo.bench.engines", "trtrepo.bench.soak", "trtrepo.bench.run",
-           "trtrepo.bench.timing", "trtrepo.bench.plots", "trtrepo.runners.base", "trtrepo.runners.eager",
-           "trtrepo.runners.plan", "trtrepo.runners.hybrid", "trtrepo.runners.triton", "trtrepo.cli.bench_cmd")
+MODULES = ("trtrepo.bench", "trtrepo.bench.engines", "trtrepo.bench.engine_report", "trtrepo.bench.soak",
+           "trtrepo.bench.run", "trtrepo.bench.timing", "trtrepo.bench.plots", "trtrepo.runners.base",
+           "trtrepo.runners.eager", "trtrepo.runners.plan", "trtrepo.runners.hybrid", "trtrepo.runners.triton",
+           "trtrepo.cli.bench_cmd")
 
 
 def test_bench_and_runner_modules_import_nothing_heavy(repo_root: Path) -> None:

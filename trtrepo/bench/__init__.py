@@ -9,7 +9,8 @@ Entry points (one per ``trtrepo bench`` subcommand):
   server restart and malformed requests interleaved with good ones.
 
 Modules: ``stats`` (percentiles, spread), ``timing`` (clocks, warm-up), ``inputs`` (batch sizes, seeded inputs),
-``load`` (own load loop), ``perf_analyzer``, ``report`` (served sweep report), ``plots``, ``run``, ``engines``,
+``load`` (own load loop), ``perf_analyzer``, ``report`` (served sweep report), ``plots``, ``run``, ``engines``
+(and its report, ``engine_report``),
 ``soak``. Importing this package imports neither torch nor tritonclient.
 """
 
