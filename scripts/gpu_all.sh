@@ -1,33 +1,29 @@
 #!/usr/bin/env bash
-# The whole GPU proof in one command, on the GPU machine (device tool), from the repository root:
-#   bash scripts/gpu_all.sh [phase ...]      phases: ops tests serve bench trt kernels trtrtx   (default: all, in order)
-# Before it: TensorRT-RTX, tritonserver and tritonclient staged into /tmp/devsite (shared/device/README.md, three
-# stage.sh calls) and the missing client wheels installed (scripts/gpu_stage_extras.sh install).
+# The whole GPU proof, on the GPU machine (device tool), from the repository root:
+#   bash scripts/gpu_all.sh [phase ...]   phases: ops tests serve bench trt kernels engines soak (default: all, in order)
+# Before it: TensorRT-RTX, tritonserver and tritonclient staged into /tmp/devsite (/work/shared/device/README.md,
+# three stage.sh calls) and the missing client wheels installed (scripts/gpu_stage_extras.sh install). The environment
+# comes from scripts/lanes/env.sh (sourced here once; every phase inherits it).
 #   ops      CUDA op library build; CUDA kernels vs decompositions; compute-sanitizer memcheck  (gpu_ops_check.sh)
 #   tests    pytest's gpu tier (tests/ops/test_ops_cuda.py) and the numpy-2 malformed-output tests (needs pytest)
 #   serve    torch target with KIND_GPU instances served by tritonserver; trtrepo check over HTTP and gRPC
-#   bench    trtrepo bench of the served example against eager on the same GPU
-#   trt      TensorRT target through torch-tensorrt-rtx: plans vs eager across the profile (gpu_trt_lane.sh)
-#   kernels  kernel bandwidth vs device copy (bench_kernels.py)
-#   trtrtx   TensorRT-RTX plan vs eager vs torch.compile (bench_trt_rtx.py)
+#   bench    trtrepo bench (served vs eager) of gelu_block and mlp_block (torch target, KIND_GPU)
+#   trt      TensorRT target through torch-tensorrt-rtx: plans vs eager across the profile   (lanes/trt_lane.sh)
+#   kernels  kernel bandwidth vs device copy (python -m trtrepo.ops.bandwidth; `trtrepo bench kernels` when it exists)
+#   engines  trtrepo bench engines examples/mlp_block: eager, torch.compile, plans per lowering/profile, hybrid
+#   soak     trtrepo bench soak --faults of gelu_block on KIND_GPU (server killed mid-run, malformed requests)
+# One device call runs at most 10 minutes: run the phases in two calls when all are wanted, e.g.
+#   bash scripts/gpu_all.sh ops tests serve bench trt kernels     then     bash scripts/gpu_all.sh engines soak
 # Results: $OUT/summary.txt and $OUT/results.tar.gz (every phase's files; the device tool returns at most 8 files).
+# Knobs: PHASE_TIMEOUT (s, default 420), ENGINES_ARGS (extra arguments for the engines phase).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-REPO=$PWD
+source "$(dirname "${BASH_SOURCE[0]}")/lanes/env.sh"
+cd "$REPO"
 OUT=${OUT:-$REPO/out/gpu_all}
 R=/tmp/gpu_all_results
 rm -rf "$R"; mkdir -p "$R" "$OUT"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-[ -d /tmp/devsite ] && case ":$PYTHONPATH:" in *:/tmp/devsite:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/devsite";; esac
-[ -d /tmp/devsite/bin ] && export PATH="$PATH:/tmp/devsite/bin"
-[ -d /tmp/devsite/tensorrt_rtx_libs ] && export LD_LIBRARY_PATH="/tmp/devsite/tensorrt_rtx_libs:/tmp/devsite/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export TRITONSERVER_BIN=${TRITONSERVER_BIN:-/tmp/devsite/pytriton/tritonserver/bin/tritonserver}
-export TRTREPO_TRITONSERVER=${TRTREPO_TRITONSERVER:-$TRITONSERVER_BIN}
-export TRTREPO_CACHE_DIR=${TRTREPO_CACHE_DIR:-/tmp/trtrepo_gpu_cache}
-export PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-420}
-phases=("$@"); [ ${#phases[@]} -gt 0 ] || phases=(ops tests serve bench trt kernels trtrtx)
+phases=("$@"); [ ${#phases[@]} -gt 0 ] || phases=(ops tests serve bench trt kernels engines soak)
 
 {
   date -Is; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -46,12 +42,32 @@ run_phase() {  # name, command...
   printf '%-8s exit %-3s %4ss\n' "$name" "$rc" "$((SECONDS - start))" | tee -a "$R/summary.txt"
 }
 
-bench_phase() {
-  local repo=/tmp/gpu_all_bench_repo
-  $PY -m trtrepo build examples/gelu_block/model.yaml --target torch --out "$repo" || return 1
-  grep -q KIND_GPU "$repo/gelu_block/config.pbtxt" || { echo "no KIND_GPU instance group"; return 1; }
-  $PY -m trtrepo bench examples/gelu_block/model.yaml --repository "$repo" --concurrency 1,4,16 --requests 400 \
-    --report "$R/bench/bench.json" --plot "$R/bench"
+bench_phase() {  # served vs eager, torch target with KIND_GPU instances
+  local status=0 example repo
+  for example in gelu_block mlp_block; do
+    repo=/tmp/gpu_all_bench_$example
+    $PY -m trtrepo build "examples/$example/model.yaml" --target torch --out "$repo" || return 1
+    grep -q KIND_GPU "$repo/$example/config.pbtxt" || { echo "$example: no KIND_GPU instance group"; return 1; }
+  done
+  $PY -m trtrepo bench examples/gelu_block/model.yaml --repository /tmp/gpu_all_bench_gelu_block \
+    --concurrency 1,4,16 --requests 400 --report "$R/bench/bench.json" --plot "$R/bench" || status=1
+  $PY -m trtrepo bench examples/mlp_block/model.yaml --repository /tmp/gpu_all_bench_mlp_block \
+    --batch-sizes 1,8 --concurrency 1,16 --requests 200 --report "$R/bench/bench_mlp_block.json" || status=1
+  return $status
+}
+
+engines_phase() {  # issue 12's engine benchmark; fails (exit 3) if the plan or the lean hybrid cannot run here
+  # shellcheck disable=SC2086  # ENGINES_ARGS is a list of words
+  $PY -m trtrepo bench engines examples/mlp_block/model.yaml --native model:build_native --out "$R/engines" \
+    --require eager,plan-decompose-dynamic,plan-native-dynamic,hybrid-lean --warmup-seconds 3 ${ENGINES_ARGS:-}
+}
+
+soak_phase() {  # the fault soak on the GPU-served model (gelu_block, the bench phase's build or a new one)
+  local repo=/tmp/gpu_all_bench_gelu_block
+  [ -d "$repo/gelu_block" ] || $PY -m trtrepo build examples/gelu_block/model.yaml --target torch --out "$repo" \
+    || return 1
+  $PY -m trtrepo bench soak examples/gelu_block/model.yaml --repository "$repo" --protocol grpc --requests 2000 \
+    --concurrency 16 --faults --restarts 1 --report "$R/soak/soak.json" --markdown "$R/soak/soak.md"
 }
 
 for p in "${phases[@]}"; do
@@ -61,10 +77,12 @@ for p in "${phases[@]}"; do
     tests)   run_phase tests $PY -m pytest -q -rs -p no:cacheprovider tests/ops/test_ops_cuda.py \
                tests/serve/test_malformed_output.py ;;
     serve)   run_phase serve env OUT="$R/serve" bash scripts/gpu_serve_check.sh ;;
-    bench)   export -f bench_phase; export R PY; run_phase bench bash -c bench_phase ;;
-    trt)     run_phase trt env OUT="$R/trt" bash scripts/gpu_trt_lane.sh ;;
-    kernels) run_phase kernels $PY scripts/bench_kernels.py --out "$R/kernels" ;;
-    trtrtx)  run_phase trtrtx $PY scripts/bench_trt_rtx.py --out "$R/trtrtx" ;;
+    bench)   export -f bench_phase; export R; run_phase bench bash -c bench_phase ;;
+    trt)     run_phase trt env OUT="$R/trt" bash scripts/lanes/trt_lane.sh ;;
+    kernels) run_phase kernels $PY -m trtrepo.ops.bandwidth plugin_src --out "$R/kernels" \
+               --goal trtrepo::bias_gelu=0.85 --goal trtrepo::fused_add_rms_norm=0.75 ;;
+    engines) export -f engines_phase; export R; run_phase engines bash -c engines_phase ;;
+    soak)    export -f soak_phase; export R; run_phase soak bash -c soak_phase ;;
     *) echo "unknown phase $p"; exit 2 ;;
   esac
 done

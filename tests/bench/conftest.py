@@ -36,3 +36,24 @@ def run_python(subprocess_env: dict[str, str]) -> Callable[..., subprocess.Compl
                               timeout=timeout, check=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def serving_stack() -> None:
+    """Skip (with the reason) unless this machine can build an example and serve it: torch, nvcc (the op build
+    also makes PTX), tritonclient and a tritonserver."""
+    from trtrepo import deps
+    from trtrepo.errors import ServeError
+
+    if not deps.has_torch():
+        pytest.skip("torch is not installed")
+    if deps.find_nvcc() is None:
+        pytest.skip("nvcc not found: the op build also makes PTX")
+    if not deps.is_installed("tritonclient"):
+        pytest.skip("tritonclient is not installed")
+    from trtrepo.serve import find_tritonserver
+
+    try:
+        find_tritonserver()
+    except ServeError as exc:
+        pytest.skip(f"no tritonserver: {exc}")

@@ -9,26 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from trtrepo import deps
-from trtrepo.errors import ServeError
-
-
-def _why_not() -> str | None:
-    if not deps.has_torch():
-        return "torch is not installed"
-    if deps.find_nvcc() is None:
-        return "nvcc not found: the op build also makes PTX"
-    if not deps.is_installed("tritonclient"):
-        return "tritonclient is not installed"
-    from trtrepo.serve import find_tritonserver
-
-    try:
-        find_tritonserver()
-    except ServeError as exc:
-        return f"no tritonserver: {exc}"
-    return None
-
-
 BENCH = """
 import sys
 from trtrepo.bench import run_bench
@@ -38,9 +18,10 @@ print(report.table())
 """
 
 
+@pytest.mark.integration
 @pytest.mark.triton
 @pytest.mark.slow
-@pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
+@pytest.mark.usefixtures("serving_stack")
 def test_tiny_real_bench(tmp_path: Path, repo_root: Path, run_python, subprocess_env: dict[str, str]) -> None:
     spec = repo_root / "examples" / "annotated" / "model.yaml"
     repo = tmp_path / "repo"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from trtrepo import bench
-from trtrepo.bench import (
+from trtrepo.bench import perf_analyzer as pa
+from trtrepo.bench.perf_analyzer import (
     PerfAnalyzerNoMeasurement,
     find_perf_analyzer,
     perf_analyzer_command,
@@ -70,9 +70,9 @@ def test_unstable_line_is_found_in_the_output() -> None:
 
 def test_command_is_tolerant_of_noisy_levels(tmp_path: Path) -> None:
     cmd, _ = _command("/bin/pa", tmp_path)
-    assert f"--stability-percentage={bench.PA_STABILITY_PERCENTAGE}" in cmd
-    assert f"--max-trials={bench.PA_MAX_TRIALS}" in cmd
-    assert bench.PA_STABILITY_PERCENTAGE > 10 and bench.PA_MAX_TRIALS > 5  # perf_analyzer's defaults failed
+    assert f"--stability-percentage={pa.PA_STABILITY_PERCENTAGE}" in cmd
+    assert f"--max-trials={pa.PA_MAX_TRIALS}" in cmd
+    assert pa.PA_STABILITY_PERCENTAGE > 10 and pa.PA_MAX_TRIALS > 5  # perf_analyzer's defaults failed
 
 
 def test_decision_unstable_exit_0_falls_back() -> None:
@@ -112,7 +112,7 @@ def test_fake_on_path_printing_the_failure_and_exiting_0(tmp_path: Path, monkeyp
         print({SEEN_OUTPUT!r})
         sys.exit(0)
     """)
-    monkeypatch.delenv(bench.ENV_PERF_ANALYZER, raising=False)
+    monkeypatch.delenv(pa.ENV_PERF_ANALYZER, raising=False)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     found = find_perf_analyzer()
     assert found == str(fake)

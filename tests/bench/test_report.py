@@ -8,17 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from trtrepo import bench
-from trtrepo.bench import (
-    BenchReport,
-    BenchRow,
-    LatencyStats,
-    batch_sizes_for,
-    parity_errors,
-    parse_perf_analyzer_csv,
-    perf_analyzer_command,
-    perf_analyzer_input_data,
-)
+from trtrepo.bench import perf_analyzer as pa
+from trtrepo.bench.inputs import batch_sizes_for, bench_inputs
+from trtrepo.bench.perf_analyzer import parse_perf_analyzer_csv, perf_analyzer_command, perf_analyzer_input_data
+from trtrepo.bench.plots import parity_errors, write_plots
+from trtrepo.bench.report import REPORT_SCHEMA, TOOL_OWN_LOOP, BenchReport, BenchRow
+from trtrepo.bench.stats import LatencyStats
 from trtrepo.errors import ServeError, SpecError
 from trtrepo.spec import parse_spec
 
@@ -40,7 +35,7 @@ def _row(model: str = "m", conc: int = 1, p50: float = 2.0, eager_p50: float | N
                           max_ms=9.0)
     eager = LatencyStats(p50_ms=eager_p50, p90_ms=eager_p50, p99_ms=eager_p50 * 2, mean_ms=eager_p50) \
         if eager_p50 else None
-    return BenchRow(model=model, batch_size=8, concurrency=conc, client=bench.TOOL_OWN_LOOP, served=served,
+    return BenchRow(model=model, batch_size=8, concurrency=conc, client=TOOL_OWN_LOOP, served=served,
                     fallback="perf_analyzer: unstable" if conc == 4 else None,
                     served_ips=4000.0, eager=eager, eager_ips=16000.0 if eager else None, server_queue_ms=0.1)
 
@@ -71,7 +66,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
                          rows=[_row(), _row(conc=4, eager_p50=None)], notes=["n"])
     path = report.write(tmp_path / "sub" / "bench.json")
     data = json.loads(path.read_text())
-    assert data["schema"] == bench.REPORT_SCHEMA
+    assert data["schema"] == REPORT_SCHEMA
     assert data["rows"][0]["p50_ratio"] == pytest.approx(4.0)
     assert data["rows"][1]["eager"] is None
     again = BenchReport.from_dict(data)
@@ -128,15 +123,15 @@ def test_perf_analyzer_command(tmp_path: Path) -> None:
 
 
 def test_find_perf_analyzer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(bench.ENV_PERF_ANALYZER, "0")
-    assert bench.find_perf_analyzer() is None
+    monkeypatch.setenv(pa.ENV_PERF_ANALYZER, "0")
+    assert pa.find_perf_analyzer() is None
     exe = tmp_path / "perf_analyzer"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    monkeypatch.setenv(bench.ENV_PERF_ANALYZER, str(exe))
-    assert bench.find_perf_analyzer() == str(exe)
-    monkeypatch.setenv(bench.ENV_PERF_ANALYZER, str(tmp_path / "missing"))
-    assert bench.find_perf_analyzer() is None
+    monkeypatch.setenv(pa.ENV_PERF_ANALYZER, str(exe))
+    assert pa.find_perf_analyzer() == str(exe)
+    monkeypatch.setenv(pa.ENV_PERF_ANALYZER, str(tmp_path / "missing"))
+    assert pa.find_perf_analyzer() is None
 
 
 def _spec(tmp_path: Path, max_batch: int = 16, dim0: int = -1):
@@ -175,9 +170,9 @@ def test_batch_sizes_static_dim0(tmp_path: Path) -> None:
 def test_bench_inputs_set_dim0_and_are_seeded(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     model = _spec(tmp_path).models[0]
-    (a,) = bench.bench_inputs(model, 8, seed=3)
-    (b,) = bench.bench_inputs(model, 8, seed=3)
-    (c,) = bench.bench_inputs(model, 8, seed=4)
+    (a,) = bench_inputs(model, 8, seed=3)
+    (b,) = bench_inputs(model, 8, seed=3)
+    (c,) = bench_inputs(model, 8, seed=4)
     assert tuple(a.shape) == (8, 32)
     assert a.equal(b) and not a.equal(c)
 
@@ -194,7 +189,7 @@ def test_plots_written(tmp_path: Path) -> None:
     report = BenchReport(spec="s", url="u", device="cpu", rows=[_row(conc=1), _row(conc=4, p50=3.0)])
     parity = tmp_path / "check.json"
     parity.write_text(json.dumps({"outputs": [{"max_abs_error": 10.0 ** -k} for k in range(3, 9)]}))
-    paths = bench.write_plots(report, tmp_path / "plots", parity_report=parity)
+    paths = write_plots(report, tmp_path / "plots", parity_report=parity)
     assert [Path(p).name for p in paths] == ["bench_latency.png", "parity_errors.png"]
     for p in paths:
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

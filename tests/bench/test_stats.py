@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from trtrepo.bench import LatencyStats, percentile, run_load, server_stats_delta, throughput, time_eager
+from trtrepo.bench.load import run_load, server_stats_delta
+from trtrepo.bench.stats import LatencyStats, percentile, throughput
+from trtrepo.bench.timing import time_eager
 from trtrepo.errors import ServeError
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +75,27 @@ def convert_parameters() -> frozenset[str]:
     return frozenset(inspect.signature(convert).parameters)
 
 
+def _arg_inputs(inputs: Sequence[InputProfile]) -> list[Any]:
+    """One ``torch_tensorrt.Input`` (min/opt/max, dtype, name) per profile."""
+    import torch
+    import torch_tensorrt
+
+    return [torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
+                                 dtype=getattr(torch, p.dtype), name=p.name) for p in inputs]
+
+
+def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``options`` that ``fn`` takes in this release; each dropped one gets a debug line."""
+    import torch_tensorrt
+
+    accepted = frozenset(inspect.signature(fn).parameters)
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    for k in sorted(set(options) - set(kwargs)):
+        LOGGER.debug("torch_tensorrt %s %s does not take %s; not passed", torch_tensorrt.__version__,
+                     getattr(fn, "__name__", "?"), k)
+    return kwargs
+
+
 def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[str, Any]) -> bytes:
     """ExportedProgram → serialized TensorRT engine (the plan) with one optimization profile.
 
@@ -83,18 +104,45 @@ def convert_to_engine(ep: Any, inputs: Sequence[InputProfile], options: Mapping[
         inputs: One profile per forward() argument, in order.
         options: Keyword options; those this release does not accept are dropped with a debug line.
     """
-    import torch
-    import torch_tensorrt
     from torch_tensorrt.dynamo import convert_exported_program_to_serialized_trt_engine as convert
 
-    accepted = frozenset(inspect.signature(convert).parameters)
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    for k in sorted(set(options) - set(kwargs)):
-        LOGGER.debug("torch_tensorrt %s does not take %s; not passed", torch_tensorrt.__version__, k)
-    arg_inputs = [
-        torch_tensorrt.Input(min_shape=p.min_shape, opt_shape=p.opt_shape, max_shape=p.max_shape,
-                             dtype=getattr(torch, p.dtype), name=p.name)
-        for p in inputs
-    ]
-    plan = convert(ep, arg_inputs=arg_inputs, **kwargs)
+    plan = convert(ep, arg_inputs=_arg_inputs(inputs), **_accepted(convert, options))
     return bytes(plan)
+
+
+def compile_parameters() -> frozenset[str]:
+    """Keyword parameters ``torch_tensorrt.dynamo.compile`` accepts in this release."""
+    from torch_tensorrt.dynamo import compile as tt_compile
+
+    return frozenset(inspect.signature(tt_compile).parameters)
+
+
+def compile_partitioned(ep: Any, inputs: Sequence[InputProfile], options: Mapping[str, Any],
+                        torch_executed_ops: Collection[Any], *, python_runtime: bool) -> Any:
+    """ExportedProgram → a graph module of TensorRT engines and torch segments (``torch_tensorrt.dynamo.compile``).
+
+    The ops in ``torch_executed_ops`` (OpOverloads) run in PyTorch; everything else Torch-TensorRT converts becomes
+    TensorRT engines (``min_block_size`` 1: even one op). This is the hybrid engine of ``trtrepo bench engines``.
+
+    Args:
+        ep: The ExportedProgram.
+        inputs: One profile per forward() argument, in order.
+        options: Keyword options; those this release does not accept are dropped with a debug line.
+        torch_executed_ops: Ops left to PyTorch (the custom ops: their own CUDA kernels run).
+        python_runtime: Torch-TensorRT's Python runtime module (True) or its C++ one (False).
+    """
+    from torch_tensorrt.dynamo import compile as tt_compile
+
+    kwargs = _accepted(tt_compile, options)
+    kwargs.update(min_block_size=1, require_full_compilation=False, torch_executed_ops=set(torch_executed_ops),
+                  use_python_runtime=python_runtime)
+    return tt_compile(ep, arg_inputs=_arg_inputs(inputs), **kwargs)
+
+
+def cpp_runtime_available() -> bool:
+    """Whether this Torch-TensorRT build has its C++ runtime (``TorchTensorRTModule``)."""
+    import torch_tensorrt
+
+    features = getattr(torch_tensorrt, "ENABLED_FEATURES", None)
+    return bool(getattr(features, "torch_tensorrt_runtime", False))
+

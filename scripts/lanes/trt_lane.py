@@ -2,15 +2,16 @@
 
 What it proves, through trtrepo's product code (trtrepo.targets.tensorrt_target.build_tensorrt):
 1. decompose lowering: both examples (gelu_block x [B,64]; seq_block x [B,S,64], two outputs) → plan; the plan is
-   deserialized with trt.Runtime and run across the profile (min, opt, max, odd sizes) against eager PyTorch (the
-   custom CUDA ops), compared with trtrepo.check.compare.compare and the precision's default tolerances.
+   run by trtrepo.runners.plan.PlanRunner (one context re-bound per shape, bindings by name, its own CUDA stream)
+   across the profile (min, opt, max, odd sizes) against eager PyTorch (the custom CUDA ops), compared with
+   trtrepo.check.compare.compare and the precision's default tolerances.
 2. plugin lowering, as far as TensorRT-RTX allows: a test-only Python IPluginCreatorV3One is registered for each
    op's creator name/version/namespace; trtrepo.tensorrt.lowering.create_plugin (the generic converter's creator
    lookup + PluginFieldCollection + create_plugin) must find it and hand it the op attributes; add_plugin_v3 is
    reported as (un)available.
 3. aot: reported unavailable when ``tensorrt.plugin`` does not import (TensorRT-RTX has no QDP module).
 
-RTX-specific glue (the Python creator) lives here only. Results: $OUT/gpu_trt_lane.json; summary on stdout.
+RTX-specific glue (the Python creator) lives here only. Results: $OUT/trt_lane.json; summary on stdout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 EXAMPLES = {
@@ -47,36 +48,7 @@ def model_spec(name: str, precision: str, lowering: str) -> Any:
         "inputs": [{"name": "x", "dtype": precision, "shape": ex["shape"], "min": ex["min"], "opt": ex["opt"],
                     "max": ex["max"]}],
         "outputs": ex["outputs"], "ops": {op: lowering for op in OPS}}]}
-    return parse_spec(raw, REPO / "gpu_trt_lane.yaml")
-
-
-def run_plan(plan: bytes, shape: list[int], dtype: Any, x: Any) -> dict[str, Any]:
-    """Run ``plan`` once on input x with torch tensors as bindings; output name → tensor."""
-    import tensorrt as trt
-    import torch
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
-    context = engine.create_execution_context()
-    outputs: dict[str, Any] = {}
-    for i in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(i)
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            context.set_input_shape(name, tuple(shape))
-            context.set_tensor_address(name, x.data_ptr())
-    for i in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(i)
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-            out_shape = tuple(context.get_tensor_shape(name))
-            out = torch.empty(out_shape, dtype=dtype, device="cuda")
-            context.set_tensor_address(name, out.data_ptr())
-            outputs[name] = out
-    stream = torch.cuda.Stream()
-    torch.cuda.current_stream().synchronize()
-    if not context.execute_async_v3(stream.cuda_stream):
-        raise RuntimeError("execute_async_v3 returned False")
-    stream.synchronize()
-    return outputs
+    return parse_spec(raw, REPO / "trt_lane.yaml")
 
 
 def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[str, Any]:
@@ -88,6 +60,7 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
     from trtrepo.dtypes import to_torch as torch_dtype
     from trtrepo.export import export_model, load_module
     from trtrepo.ops.library import ensure_loaded
+    from trtrepo.runners.plan import PlanRunner
     from trtrepo.targets.base import BuildContext, get_target
 
     spec = model_spec(name, precision, "decompose")
@@ -105,30 +78,36 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
     mapping = artifacts.output_names
     cases = []
     gen = torch.Generator(device="cpu").manual_seed(0)
-    for shape in EXAMPLES[name]["probe"]:
-        x = torch.randn(shape, generator=gen).to(dtype).cuda()
-        with torch.no_grad():
-            expected = eager(x)
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        tf32_expected = _eager_with_tf32(eager, x) if precision == "fp32" else None
-        served = run_plan(plan, shape, dtype, x)
-        for i, (spec_name, ref) in enumerate(zip(model.outputs, expected, strict=True)):
-            got = served[mapping[spec_name.name]]
-            result = compare(spec_name.name, got.float().cpu().numpy(), ref.float().cpu().numpy(), atol, rtol)
-            case = {"shape": shape, "output": spec_name.name, "engine_name": mapping[spec_name.name],
-                    "passed": bool(result.passed), "max_abs_error": float(result.max_abs_error),
-                    "max_rel_error": float(result.max_rel_error), "message": result.message}
-            if tf32_expected is not None:
-                # Diagnosis of fp32 drift: the same eager model with TF32 matmuls. If the plan matches that and not
-                # IEEE eager, the engine ran TF32 tactics although the build cleared BuilderFlag.TF32.
-                vs_tf32 = compare(spec_name.name, got.float().cpu().numpy(), tf32_expected[i].float().cpu().numpy(),
-                                  atol, rtol)
-                case["vs_eager_tf32"] = {"passed": bool(vs_tf32.passed),
-                                         "max_abs_error": float(vs_tf32.max_abs_error)}
-                loose = compare(spec_name.name, got.float().cpu().numpy(), ref.float().cpu().numpy(),
-                                TF32_CLASS_TOL, TF32_CLASS_TOL)
-                case["within_tf32_class"] = bool(loose.passed)
-            cases.append(case)
+    runner = PlanRunner(plan, name=f"{model.name}-decompose")
+    runner.activate()
+    try:
+        for shape in EXAMPLES[name]["probe"]:
+            x = torch.randn(shape, generator=gen).to(dtype).cuda()
+            with torch.no_grad():
+                expected = eager(x)
+            expected = expected if isinstance(expected, tuple) else (expected,)
+            tf32_expected = _eager_with_tf32(eager, x) if precision == "fp32" else None
+            served = runner.infer({"x": x})
+            for i, (spec_name, ref) in enumerate(zip(model.outputs, expected, strict=True)):
+                got = served[mapping[spec_name.name]]
+                result = compare(spec_name.name, got.float().cpu().numpy(), ref.float().cpu().numpy(), atol, rtol)
+                case = {"shape": shape, "output": spec_name.name, "engine_name": mapping[spec_name.name],
+                        "passed": bool(result.passed), "max_abs_error": float(result.max_abs_error),
+                        "max_rel_error": float(result.max_rel_error), "message": result.message}
+                if tf32_expected is not None:
+                    # Diagnosis of fp32 drift: the same eager model with TF32 matmuls. If the plan matches that and not
+                    # IEEE eager, the engine ran TF32 tactics although the build cleared BuilderFlag.TF32.
+                    vs_tf32 = compare(spec_name.name, got.float().cpu().numpy(), tf32_expected[i].float().cpu().numpy(),
+                                      atol, rtol)
+                    case["vs_eager_tf32"] = {"passed": bool(vs_tf32.passed),
+                                             "max_abs_error": float(vs_tf32.max_abs_error)}
+                    loose = compare(spec_name.name, got.float().cpu().numpy(), ref.float().cpu().numpy(),
+                                    TF32_CLASS_TOL, TF32_CLASS_TOL)
+                    case["within_tf32_class"] = bool(loose.passed)
+                cases.append(case)
+    finally:
+        runner_facts = runner.facts
+        runner.deactivate()
     exact = all(c["passed"] for c in cases)
     # Seen on an H200 with TensorRT-RTX 1.4: fp32 plans drift ~1e-3 from IEEE eager although disable_tf32=True
     # cleared BuilderFlag.TF32 (and ~5e-4 from eager with TF32 matmuls): RTX's fp32 GEMMs are not IEEE fp32. The
@@ -143,6 +122,7 @@ def lane_decompose(name: str, precision: str, cache: Path, logs: Path) -> dict[s
         "build_seconds": round(build_s, 2), "plan_bytes": len(plan),
         "inputs": [vars(t) for t in artifacts.inputs], "outputs": [vars(t) for t in artifacts.outputs],
         "lowerings": artifacts.lowerings, "versions": artifacts.versions, "atol": atol, "rtol": rtol, "cases": cases,
+        "runner": runner_facts,
     }
 
 
@@ -269,7 +249,7 @@ def main() -> int:
         report["aot"] = {"tensorrt.plugin": "imports (AOT QDP available; not exercised by this lane)"}
     except Exception as exc:
         report["aot"] = {"tensorrt.plugin": f"unavailable: {type(exc).__name__}: {exc}"}
-    (args.out / "gpu_trt_lane.json").write_text(json.dumps(report, indent=1, default=str))
+    (args.out / "trt_lane.json").write_text(json.dumps(report, indent=1, default=str))
 
     print("=== TensorRT lane summary ===")
     print(json.dumps(report["environment"]))
