@@ -1,17 +1,14 @@
-// CPU reference for bias_gelu (plain C++, fp32): the torch CPU kernel and the check against the CUDA kernel.
+// CPU reference for bias_gelu (op.yaml cpu:), plain C++ in fp32 with the kernel entries' arguments: inputs x, bias;
+// scalars n (= rows * cols), cols; output out. The generated binding upcasts fp16/bf16 and rounds the result once, as
+// the kernels do.
 #include <cmath>
+#include <cstdint>
 
-#include "bias_gelu_kernel.h"
-
-void trtrepo_bias_gelu_cpu(const float* x, const float* bias, float* out, int64_t rows, int64_t cols) {
+void trtrepo_bias_gelu_cpu(const float* x, const float* bias, int32_t n, int32_t cols, float* out) {
   const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
   const float kKappa = 0.044715f;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* outr = out + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = xr[c] + bias[c];
-      outr[c] = 0.5f * v * (1.0f + std::tanh(kBeta * (v + kKappa * v * v * v)));
-    }
+  for (int32_t i = 0; i < n; ++i) {
+    const float v = x[i] + bias[i % cols];
+    out[i] = 0.5f * v * (1.0f + std::tanh(kBeta * (v + kKappa * v * v * v)));
   }
 }

@@ -1,16 +1,10 @@
-// bias_gelu CUDA kernels. One source for the torch op library (through trtrepo_bias_gelu_launch) and for TensorRT
-// AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars, in the order
-// TensorRT launches AOT kernels: input pointers, then the int32 scalars of op.yaml kernel.scalars (in that order),
-// then output pointers.
-#include "bias_gelu_kernel.h"
-
-#include <limits.h>
-
+// bias_gelu CUDA kernels: the extern "C" entries are the op's one kernel source. trtrepo launches them by op.yaml's
+// launch rule for the torch op and the TensorRT plugin (generated from op.yaml) and embeds their PTX in AOT plugins.
+// Entries take only pointers and int32 scalars, in the order TensorRT launches AOT kernels: input pointers, then the
+// int32 scalars of op.yaml kernel.scalars (in that order), then output pointers.
 #include "trtrepo_cuda_common.cuh"
 
 namespace {
-
-constexpr int kBlock = 256;  // op.yaml kernel.block
 
 __device__ __forceinline__ float gelu_tanh(float v) {
   const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -72,16 +66,6 @@ __device__ __forceinline__ void bias_gelu_body(const T* __restrict__ x, const T*
   }
 }
 
-template <typename T>
-cudaError_t launch(const void* x, const void* bias, void* out, int32_t n, int32_t cols, cudaStream_t stream,
-                   void (*entry)(const T*, const T*, int32_t, int32_t, T*)) {
-  constexpr int kVec = trtrepo::VecTraits<T>::kVec;
-  if (n == 0) return cudaSuccess;
-  const int64_t grid = trtrepo::ceil_div(n, static_cast<int64_t>(kBlock) * kVec);  // op.yaml kernel.grid
-  entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(bias), n,
-                                                           cols, static_cast<T*>(out));
-  return cudaGetLastError();
-}
 
 }  // namespace
 
@@ -97,17 +81,4 @@ extern "C" __global__ void trtrepo_bias_gelu_f16(const __half* x, const __half* 
 extern "C" __global__ void trtrepo_bias_gelu_bf16(const __nv_bfloat16* x, const __nv_bfloat16* bias, int32_t n,
                                                   int32_t cols, __nv_bfloat16* out) {
   bias_gelu_body<__nv_bfloat16>(x, bias, out, n, cols);
-}
-
-cudaError_t trtrepo_bias_gelu_launch(const void* x, const void* bias, void* out, int64_t rows, int64_t cols,
-                                     TrtrepoDType dtype, cudaStream_t stream) {
-  if (rows < 0 || cols <= 0 || rows * cols > INT_MAX) return cudaErrorInvalidValue;
-  const auto n = static_cast<int32_t>(rows * cols);
-  const auto c = static_cast<int32_t>(cols);
-  switch (dtype) {
-    case kTrtrepoF32: return launch<float>(x, bias, out, n, c, stream, trtrepo_bias_gelu_f32);
-    case kTrtrepoF16: return launch<__half>(x, bias, out, n, c, stream, trtrepo_bias_gelu_f16);
-    case kTrtrepoBF16: return launch<__nv_bfloat16>(x, bias, out, n, c, stream, trtrepo_bias_gelu_bf16);
-  }
-  return cudaErrorInvalidValue;
 }

@@ -1,7 +1,8 @@
-// fused_add_rms_norm CUDA kernels. One source for the torch op library (trtrepo_fused_add_rms_norm_launch) and for
-// TensorRT AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars, in the
-// order TensorRT launches AOT kernels: input pointers, then the int32 scalars of op.yaml kernel.scalars (in that
-// order), then output pointers. eps arrives as the int32 bit pattern of the float.
+// fused_add_rms_norm CUDA kernels: the extern "C" entries are the op's one kernel source. trtrepo launches them by
+// op.yaml's launch rule for the torch op and the TensorRT plugin (generated from op.yaml) and embeds their PTX in AOT
+// plugins. Entries take only pointers and int32 scalars, in the order TensorRT launches AOT kernels: input pointers,
+// then the int32 scalars of op.yaml kernel.scalars (in that order), then output pointers. eps arrives as the int32
+// bit pattern of the float.
 //
 // Work split: a row is worked by a group of threads_per_row threads (32, 64, 128 or 256: the fewest that hold the row
 // in at most kVecPerThread 16-byte vectors each), so a 256-thread block works 256 / group rows at once; op.yaml
@@ -10,11 +11,6 @@
 // (L1 hits: every row reads it) and writes out: x, residual, out and residual_out cross memory exactly once and a row
 // costs one DRAM round trip plus one reduction. Longer rows and the scalar path loop over the row twice, re-reading
 // the residual_out this thread wrote.
-#include "fused_add_rms_norm_kernel.h"
-
-#include <limits.h>
-#include <string.h>
-
 #include "trtrepo_cuda_common.cuh"
 
 namespace {
@@ -209,19 +205,6 @@ __device__ __forceinline__ void fused_add_rms_norm_body(const T* x, const T* res
   }
 }
 
-template <typename T>
-cudaError_t launch(const void* x, const void* residual, const void* weight, void* out, void* residual_out,
-                   int32_t rows, int32_t cols, int32_t eps_bits, cudaStream_t stream,
-                   void (*entry)(const T*, const T*, const T*, int32_t, int32_t, int32_t, T*, T*)) {
-  constexpr int kVec = trtrepo::VecTraits<T>::kVec;
-  if (rows == 0) return cudaSuccess;
-  // op.yaml kernel.grid: kBlock / threads_per_row rows per block.
-  const int64_t grid = trtrepo::ceil_div(rows, kBlock / threads_per_row(trtrepo::ceil_div(cols, kVec)));
-  entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(
-      static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const T*>(weight), rows, cols, eps_bits,
-      static_cast<T*>(out), static_cast<T*>(residual_out));
-  return cudaGetLastError();
-}
 
 }  // namespace
 
@@ -255,28 +238,4 @@ extern "C" __global__ void trtrepo_fused_add_rms_norm_bf16(const __nv_bfloat16* 
                                                            int32_t eps_bits, __nv_bfloat16* out,
                                                            __nv_bfloat16* residual_out) {
   fused_add_rms_norm_body<__nv_bfloat16>(x, residual, weight, out, residual_out, rows, cols, eps_bits);
-}
-
-cudaError_t trtrepo_fused_add_rms_norm_launch(const void* x, const void* residual, const void* weight, void* out,
-                                              void* residual_out, int64_t rows, int64_t cols, float eps,
-                                              TrtrepoDType dtype, cudaStream_t stream) {
-  if (rows < 0 || cols <= 0 || rows > INT_MAX || cols > INT_MAX || rows * cols > INT_MAX) {
-    return cudaErrorInvalidValue;
-  }
-  int32_t eps_bits;
-  memcpy(&eps_bits, &eps, sizeof(eps_bits));
-  const auto r = static_cast<int32_t>(rows);
-  const auto c = static_cast<int32_t>(cols);
-  switch (dtype) {
-    case kTrtrepoF32:
-      return launch<float>(x, residual, weight, out, residual_out, r, c, eps_bits, stream,
-                           trtrepo_fused_add_rms_norm_f32);
-    case kTrtrepoF16:
-      return launch<__half>(x, residual, weight, out, residual_out, r, c, eps_bits, stream,
-                            trtrepo_fused_add_rms_norm_f16);
-    case kTrtrepoBF16:
-      return launch<__nv_bfloat16>(x, residual, weight, out, residual_out, r, c, eps_bits, stream,
-                                   trtrepo_fused_add_rms_norm_bf16);
-  }
-  return cudaErrorInvalidValue;
 }

@@ -1,9 +1,9 @@
-// CPU reference for silu_and_mul (plain C++, fp32): the torch CPU kernel and what ops check compares.
+// CPU reference for silu_and_mul (op.yaml cpu:), plain C++ in fp32 with the kernel entries' arguments: input x
+// [rows, 2h]; scalars rows, h; output out [rows, h].
 #include <cmath>
+#include <cstdint>
 
-#include "silu_and_mul_kernel.h"
-
-void trtrepo_silu_and_mul_cpu(const float* x, float* out, int64_t rows, int64_t h) {
+void trtrepo_silu_and_mul_cpu(const float* x, int32_t rows, int32_t h, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* gate = x + r * 2 * h;
     const float* up = gate + h;

@@ -1,15 +1,10 @@
-// silu_and_mul CUDA kernels. One source for the torch op library (through trtrepo_silu_and_mul_launch) and for
-// TensorRT AOT plugins (the extern "C" entries, compiled to PTX): entries take only pointers and int32 scalars, in the
-// order TensorRT launches AOT kernels: input pointers, then op.yaml kernel.scalars (in that order), then outputs.
-#include "silu_and_mul_kernel.h"
-
-#include <limits.h>
-
+// silu_and_mul CUDA kernels: the extern "C" entries are the op's one kernel source. trtrepo launches them by op.yaml's
+// launch rule for the torch op and the TensorRT plugin (generated from op.yaml) and embeds their PTX in AOT plugins.
+// Entries take only pointers and int32 scalars, in the order TensorRT launches AOT kernels: input pointers, then
+// op.yaml kernel.scalars (in that order), then outputs.
 #include "trtrepo_cuda_common.cuh"
 
 namespace {
-
-constexpr int kBlock = 256;  // op.yaml kernel.block
 
 // silu(g) * u = g * u / (1 + e^-g). fp32 keeps expf and a true division (it is compared with torch's silu at 1e-5);
 // fp16/bf16 use one MUFU.EX2 and one MUFU.RCP (relative error ~1e-6, far below their rounding). Large |g| stays
@@ -36,8 +31,8 @@ __device__ __forceinline__ float value_of(float g, float u) {
 
 // Grid-stride over the rows * h outputs. 16-byte vectors when x and out are aligned and h % VEC == 0 (then a vector
 // never straddles a row, and the gate and up vectors of one output vector are both aligned): two 16-byte loads and
-// one 16-byte store per VEC outputs, the traffic floor. Otherwise one element per step. Indices are 32-bit (the
-// launcher checks rows * 2h fits int32).
+// one 16-byte store per VEC outputs, the traffic floor. Otherwise one element per step. Indices are 32-bit (op.yaml's scalars
+// are int32: trtrepo refuses sizes that do not fit).
 template <typename T>
 __device__ __forceinline__ void silu_and_mul_body(const T* __restrict__ x, T* __restrict__ out, int32_t rows,
                                                   int32_t h) {
@@ -71,16 +66,6 @@ __device__ __forceinline__ void silu_and_mul_body(const T* __restrict__ x, T* __
   }
 }
 
-template <typename T>
-cudaError_t launch(const void* x, void* out, int32_t rows, int32_t h, cudaStream_t stream,
-                   void (*entry)(const T*, int32_t, int32_t, T*)) {
-  constexpr int kVec = trtrepo::VecTraits<T>::kVec;
-  const int64_t n = static_cast<int64_t>(rows) * h;
-  if (n == 0) return cudaSuccess;
-  const int64_t grid = trtrepo::ceil_div(n, static_cast<int64_t>(kBlock) * kVec);  // op.yaml kernel.grid
-  entry<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(static_cast<const T*>(x), rows, h, static_cast<T*>(out));
-  return cudaGetLastError();
-}
 
 }  // namespace
 
@@ -94,17 +79,4 @@ extern "C" __global__ void trtrepo_silu_and_mul_f16(const __half* x, int32_t row
 extern "C" __global__ void trtrepo_silu_and_mul_bf16(const __nv_bfloat16* x, int32_t rows, int32_t h,
                                                      __nv_bfloat16* out) {
   silu_and_mul_body<__nv_bfloat16>(x, out, rows, h);
-}
-
-cudaError_t trtrepo_silu_and_mul_launch(const void* x, void* out, int64_t rows, int64_t h, TrtrepoDType dtype,
-                                        cudaStream_t stream) {
-  if (rows < 0 || h <= 0 || rows * 2 * h > INT_MAX) return cudaErrorInvalidValue;
-  const auto r = static_cast<int32_t>(rows);
-  const auto c = static_cast<int32_t>(h);
-  switch (dtype) {
-    case kTrtrepoF32: return launch<float>(x, out, r, c, stream, trtrepo_silu_and_mul_f32);
-    case kTrtrepoF16: return launch<__half>(x, out, r, c, stream, trtrepo_silu_and_mul_f16);
-    case kTrtrepoBF16: return launch<__nv_bfloat16>(x, out, r, c, stream, trtrepo_silu_and_mul_bf16);
-  }
-  return cudaErrorInvalidValue;
 }
