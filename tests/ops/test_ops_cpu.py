@@ -30,12 +30,23 @@ def test_default_eps_from_schema(built_ops) -> None:
 
 
 def test_bad_arguments_are_rejected(built_ops) -> None:
-    with pytest.raises(RuntimeError, match=r"bias must have shape \[8\]"):
+    """The generated binding (bias_gelu: C++ CPU reference) and the checked decomposition (fused_add_rms_norm: no
+    CPU reference) refuse what op.yaml's patterns and dtypes refuse, in the same words."""
+    with pytest.raises(RuntimeError, match=r"trtrepo::bias_gelu: input bias must have shape \[D\]: bias\[0\] is 7 "
+                                           r"but x\[-1\] gives D = 8"):
         torch.ops.trtrepo.bias_gelu(torch.randn(2, 8), torch.randn(7))
-    with pytest.raises(RuntimeError, match="dtype must be float32, float16 or bfloat16"):
+    with pytest.raises(RuntimeError, match=r"trtrepo::bias_gelu: input x is Double; op.yaml dtypes: fp32, fp16, bf16"):
         torch.ops.trtrepo.bias_gelu(torch.randn(2, 8, dtype=torch.float64), torch.randn(8, dtype=torch.float64))
-    with pytest.raises(RuntimeError, match="residual shape"):
+    with pytest.raises(RuntimeError, match=r"trtrepo::fused_add_rms_norm: input residual: its leading dims \(...\) "
+                                           r"\[3\] differ from the other inputs' \[2\]"):
         torch.ops.trtrepo.fused_add_rms_norm(torch.randn(2, 8), torch.randn(3, 8), torch.ones(8), 1e-6)
+    with pytest.raises(RuntimeError, match=r"fused_add_rms_norm: input residual: its leading dims \(...\) \[1\]"):
+        torch.ops.trtrepo.fused_add_rms_norm(torch.randn(2, 8), torch.randn(1, 8), torch.ones(8), 1e-6)  # no broadcast
+    with pytest.raises(RuntimeError, match=r"fused_add_rms_norm: input x is float64; op.yaml dtypes: fp32, fp16, bf16"):
+        torch.ops.trtrepo.fused_add_rms_norm(*(torch.randn(2, 8, dtype=torch.float64),) * 2,
+                                             torch.ones(8, dtype=torch.float64), 1e-6)
+    with pytest.raises(RuntimeError, match=r"fused_add_rms_norm: input weight must have shape \[D\]: weight\[0\] is 4"):
+        torch.ops.trtrepo.fused_add_rms_norm(torch.randn(2, 8), torch.randn(2, 8), torch.ones(4), 1e-6)
 
 
 def test_fake_kernels_follow_output_rules(built_ops) -> None:
@@ -53,7 +64,8 @@ def test_fake_kernels_follow_output_rules(built_ops) -> None:
 
 
 def test_silu_and_mul_refuses_an_odd_last_dim(built_ops) -> None:
-    with pytest.raises(RuntimeError, match="the last dim of x must be even"):
+    with pytest.raises(RuntimeError, match=r"input x must have shape \[..., 2\*H\]: x\[-1\] must be a multiple of 2, "
+                                           "got 7"):
         torch.ops.trtrepo.silu_and_mul(torch.randn(2, 7))
 
 

@@ -68,7 +68,8 @@ def test_examples_are_deterministic(built_ops) -> None:
 
 
 def test_saved_program_runs_after_plain_load_library(built_ops, tmp_path: Path) -> None:
-    """What a Triton python backend does: a fresh process that only load_library()s the .so (no Python fakes)
+    """What the generated Triton model.py does: a fresh process that only load_library()s the .so (no Python fakes)
+    and registers the decomposition of the op without a C++ CPU reference (fused_add_rms_norm) as its CPU kernel
     deserializes the ExportedProgram and runs it."""
     import subprocess
     import sys
@@ -80,9 +81,16 @@ def test_saved_program_runs_after_plain_load_library(built_ops, tmp_path: Path) 
     torch.export.save(ep, str(tmp_path / "model.pt2"))
     x = torch.randn(5, 64)
     torch.save({"x": x, "y": net(x)}, tmp_path / "io.pt")
+    decomp = EXAMPLES.parent / "plugin_src" / "fused_add_rms_norm" / "fused_add_rms_norm_decomp.py"
     script = (
         "import sys, torch\n"
         f"torch.ops.load_library({str(built_ops.torch_library)!r})\n"
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('decomp', {str(decomp)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "assert not torch._C._dispatch_has_kernel_for_dispatch_key('trtrepo::fused_add_rms_norm', 'CPU')\n"
+        "lib = torch.library.Library('trtrepo', 'IMPL')\n"
+        "lib.impl('fused_add_rms_norm', module.fused_add_rms_norm, 'CPU')\n"
         f"ep = torch.export.load({str(tmp_path / 'model.pt2')!r})\n"
         f"io = torch.load({str(tmp_path / 'io.pt')!r})\n"
         "assert not any(m.startswith('trtrepo') for m in sys.modules), 'trtrepo was imported'\n"

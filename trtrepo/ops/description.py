@@ -296,6 +296,25 @@ class OpDescription:
                             block=kernel.block, shared_memory=kernel.shared_memory,
                             scalars=tuple(int(expr.evaluate(s.value, env)) for s in kernel.scalars))
 
+    def input_checks(self) -> dict[str, Any]:
+        """op.yaml's input checks as plain data for :func:`trtrepo.ops.shape_check.checked` (JSON-ready):
+        ``{"op", "inputs": [[name, pattern or None]], "dtypes": {torch name: op.yaml name}}``."""
+        def entry(d: Dim) -> Any:
+            if d.ellipsis:
+                return ELLIPSIS
+            return d.factor if d.symbol is None else [d.factor, d.symbol]
+
+        inputs = [[s.name, None if s.pattern is None else [entry(d) for d in s.pattern]] for s in self.input_specs]
+        return {"op": self.name, "inputs": inputs, "dtypes": {dtypes.get(d).torch: d for d in self.dtypes}}
+
+    def checked_decomposition(self) -> Callable[..., Any]:
+        """The decomposition behind op.yaml's input checks (dtypes, shape patterns), as the generated binding has
+        them: what serves the op on CPU when op.yaml names no C++ CPU reference."""
+        from trtrepo.ops import shape_check
+
+        checks = self.input_checks()
+        return shape_check.checked(checks["op"], checks["inputs"], checks["dtypes"], self.load_decomposition())
+
     def load_decomposition(self) -> Callable[..., Any]:
         """Import the decomposition callable from the op folder.
 

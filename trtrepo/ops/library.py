@@ -151,9 +151,15 @@ def has_kernel(name: str, key: str) -> bool:
     return bool(torch._C._dispatch_has_kernel_for_dispatch_key(name, key))
 
 
+def python_cpu_ops() -> set[str]:
+    """The ops whose CPU kernel this process registered from their decomposition (:func:`register_python_cpu`)."""
+    return set(_PYTHON_CPU)
+
+
 def register_python_cpu(descriptions: dict[str, OpDescription]) -> list[str]:
     """Give every op without a CPU kernel (a generated binding whose op.yaml names no C++ reference) its
-    decomposition as the CPU implementation, from Python (idempotent). Returns the ops that got one."""
+    decomposition, behind op.yaml's input checks, as the CPU implementation (idempotent). Returns the ops that got
+    one."""
     import torch
 
     done = []
@@ -161,7 +167,7 @@ def register_python_cpu(descriptions: dict[str, OpDescription]) -> list[str]:
         if name in _PYTHON_CPU or desc.decomposition is None or has_kernel(name, "CPU"):
             continue
         library = torch.library.Library(desc.namespace, "IMPL")
-        library.impl(desc.op_name, desc.load_decomposition(), "CPU")
+        library.impl(desc.op_name, desc.checked_decomposition(), "CPU")
         _PYTHON_CPU[name] = library
         LOGGER.debug("%s: no CPU kernel; its decomposition serves on CPU", name)
         done.append(name)

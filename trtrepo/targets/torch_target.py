@@ -4,11 +4,19 @@ Version folder: ``model.pt2`` (``torch.export.save``) and ``model.py`` (trtrepo/
 python_backend_model.py, which needs only torch, numpy and triton_python_backend_utils at serve time). The custom-op
 library goes to ``<repository>/<model>/plugins/`` and config.pbtxt's ``trtrepo_op_libraries`` parameter names it
 (relative to the model folder); model.py loads it before loading the program.
+
+An op of the program whose op.yaml names no C++ CPU reference (a generated binding with CUDA only) serves on CPU
+through its decomposition, behind op.yaml's input checks as the binding has them. In the version folder,
+``python_ops/`` holds per such op ``<namespace>__<op>.py`` (the decomposition's file, as it is) and
+``<namespace>__<op>.json`` (op, function, input checks), and ``_shape_check.py`` (trtrepo/ops/shape_check.py); the
+``trtrepo_python_cpu_ops`` parameter lists the JSON files (';'-separated) and model.py registers each as its op's
+CPU kernel where the loaded library has none.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -31,7 +39,10 @@ MODEL_FILE = "model.py"
 TEMPLATE = "python_backend_model.py"
 PARAM_OP_LIBRARIES = "trtrepo_op_libraries"
 PARAM_PROGRAM = "trtrepo_program"
+PARAM_PYTHON_CPU_OPS = "trtrepo_python_cpu_ops"
 PLUGINS_DIR = "plugins"  # in the model folder (trtrepo.repository.writer.PLUGINS_DIRNAME)
+PYTHON_OPS_DIR = "python_ops"  # in the version folder
+SHAPE_CHECK_FILE = "_shape_check.py"
 
 
 def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
@@ -55,6 +66,11 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
     parameters = {PARAM_PROGRAM: PROGRAM_FILE}
     if libraries:
         parameters[PARAM_OP_LIBRARIES] = ";".join(f"{PLUGINS_DIR}/{lib.name}" for lib in libraries)
+    used = custom_ops(ep)
+    python_cpu = python_cpu_ops(ctx, used)
+    if python_cpu:
+        files.update(python_cpu)
+        parameters[PARAM_PYTHON_CPU_OPS] = ";".join(rel for rel in sorted(python_cpu) if rel.endswith(".json"))
     import torch
 
     LOGGER.debug("torch target %s: inputs %s outputs %s libraries %s", model.name, inputs, outputs, libraries)
@@ -68,7 +84,7 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
         plugin_libraries=tuple(libraries),
         parameters=parameters,
         gpu_required=False,
-        custom_ops=tuple(sorted(custom_ops(ep))),
+        custom_ops=tuple(sorted(used)),
         versions={"torch": str(torch.__version__)},
     )
 
@@ -140,6 +156,35 @@ def custom_ops(ep: Any) -> set[str]:
         namespace = getattr(node.target, "namespace", None)
         if namespace and namespace not in ("aten", "prim", "prims", "_operator", "higher_order"):
             found.add(f"{namespace}::{node.target._opname if hasattr(node.target, '_opname') else node.target}")
+    return found
+
+
+def python_cpu_ops(ctx: BuildContext, used: set[str]) -> dict[str, bytes]:
+    """The ``python_ops/`` files for the program's ops whose CPU kernel is their decomposition (this process
+    registered it: the op library has none), version-folder path → contents; empty when there are none."""
+    from trtrepo.ops.library import python_cpu_ops as registered
+
+    if ctx.ops is None:
+        return {}
+    found: dict[str, bytes] = {}
+    on_python = registered()
+    for name in sorted(used & on_python):
+        desc = ctx.ops.descriptions.get(name)
+        if desc is None or desc.decomposition is None:
+            continue
+        module_name, func = desc.decomposition.split(":", 1)
+        source = desc.folder / f"{module_name}.py"
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise BuildError(f"{desc.path}: decomposition: cannot read {source}: {exc.strerror}") from exc
+        stem = f"{PYTHON_OPS_DIR}/{desc.namespace}__{desc.op_name}"
+        found[f"{stem}.py"] = data
+        entry = {**desc.input_checks(), "file": f"{desc.namespace}__{desc.op_name}.py", "function": func}
+        found[f"{stem}.json"] = (json.dumps(entry, indent=1, sort_keys=True) + "\n").encode()
+    if found:
+        found[f"{PYTHON_OPS_DIR}/{SHAPE_CHECK_FILE}"] = resources.files("trtrepo.ops").joinpath(
+            "shape_check.py").read_bytes()
     return found
 
 

@@ -8,6 +8,9 @@ dtypes, max_batch_size, and these parameters:
                             trtrepo copies them: plugins/<lib>.so), loaded with torch.ops.load_library before
                             the program is loaded.
     trtrepo_program         the program file in the version folder (default model.pt2).
+    trtrepo_python_cpu_ops  ';'-separated JSON files in the version folder (python_ops/<ns>__<op>.json): an op
+                            whose library has no CPU kernel gets its decomposition (the file and function the
+                            JSON names), behind op.yaml's input checks (python_ops/_shape_check.py), as one.
     trtrepo_tensor_transfer ``dlpack`` (default) or ``numpy``: how tensors cross into and out of torch.
 
 Tensors cross by DLPack, not NumPy: the Python backend's NumPy bridge is built against NumPy 1.x and misreads
@@ -73,6 +76,7 @@ class TritonPythonModel:
                 raise pb_utils.TritonModelException(
                     f"{self.name}: op library {rel} not found at {library} (paths are relative to the model folder)")
             torch.ops.load_library(str(library))
+        self.python_cpu = _register_python_cpu(params.get("trtrepo_python_cpu_ops", ""), version_dir, self.name)
         program = version_dir / (params.get("trtrepo_program") or "model.pt2")
         ep = torch.export.load(str(program))
         ep = _to_device(ep, self.device)
@@ -170,6 +174,42 @@ class TritonPythonModel:
             array = value.cpu().contiguous().numpy()
             return pb_utils.Tensor(name, np.ascontiguousarray(array))
         return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(value.contiguous()))
+
+
+def _register_python_cpu(entries, version_dir, name):
+    """Register each listed decomposition, behind its input checks, as its op's CPU kernel where the loaded
+    libraries gave it none. Returns the torch.library.Library objects (dropping one removes its registrations)."""
+    libraries = []
+    entries = [version_dir / rel for rel in filter(None, entries.split(";"))]
+    if not entries:
+        return libraries
+    shape_check = _import(entries[0].parent / "_shape_check.py", "trtrepo_served_shape_check", name)
+    for path in entries:
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise pb_utils.TritonModelException(f"{name}: cannot read {path.name}: {exc}") from None
+        op = entry["op"]
+        if torch._C._dispatch_has_kernel_for_dispatch_key(op, "CPU"):
+            continue
+        namespace, _, op_name = op.partition("::")
+        module = _import(path.parent / entry["file"], f"trtrepo_served_{namespace}_{op_name}", name)
+        fn = shape_check.checked(op, entry["inputs"], entry["dtypes"], getattr(module, entry["function"]))
+        library = torch.library.Library(namespace, "IMPL")
+        library.impl(op_name, fn, "CPU")
+        libraries.append(library)
+    return libraries
+
+
+def _import(path, module_name, name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise pb_utils.TritonModelException(f"{name}: {path.name} not found at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _to_device(ep, device):
