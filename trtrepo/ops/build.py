@@ -116,6 +116,11 @@ def hand_plugin(desc: OpDescription) -> bool:
     return bool(_files(desc, (".cpp",), plugin=True))
 
 
+def plugin_files(desc: OpDescription) -> list[Path]:
+    """The op folder's hand-written TensorRT plugin sources and headers (``*_plugin.*``)."""
+    return _files(desc, (".cpp", *HEADER_SUFFIXES), plugin=True)
+
+
 def _generated_for_torch(desc: OpDescription) -> dict[str, str]:
     """Generated files the torch library needs for ``desc`` (none with a hand-written binding).
 
