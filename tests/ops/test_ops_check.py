@@ -87,7 +87,18 @@ def test_project_ops_and_an_outside_op_pass(tmp_path: Path, capsys: pytest.Captu
                    "mylab::softclip_pool"}
     for op in ops:
         checks = {r["check"] for r in report["results"] if r["op"] == op and r["status"] == "pass"}
-        assert checks == {"schema", "abi", "fake", "rule", "numerics", "opcheck"}, (op, checks)
+        # fused_add_rms_norm has no C++ CPU reference: on CPU its decomposition is its kernel, nothing to compare
+        want = {"schema", "sources", "abi", "fake", "rule", "opcheck"} | (
+            set() if op == "trtrepo::fused_add_rms_norm" else {"numerics"})
+        assert checks == want, (op, checks)
+    rms_numerics = [r for r in report["results"] if r["op"] == "trtrepo::fused_add_rms_norm"
+                    and r["check"] == "numerics"]
+    assert rms_numerics and all(r["status"] == "skip" and "the CPU kernel is the decomposition" in r["message"]
+                                for r in rms_numerics)
+    sources = {(r["op"], r["case"]): r["message"] for r in report["results"] if r["check"] == "sources"}
+    assert sources[("trtrepo::bias_gelu", "binding")] == "generated from op.yaml"
+    assert sources[("trtrepo::bias_gelu", "plugin")] == "generated from op.yaml"
+    assert sources[("mylab::softclip_pool", "binding")] == "hand-written (*_torch.cpp)"
     # every dtype over every layout of the spread, for each op
     layouts = {r["case"].split(" ", 1)[0] + (" misaligned" if "misaligned" in r["case"] else "")
                for r in report["results"] if r["op"] == "trtrepo::silu_and_mul" and r["check"] == "rule"}
@@ -125,20 +136,60 @@ def test_each_broken_op_fails_its_check_and_only_that(broken_root: Path, tmp_pat
 
 
 def test_ops_new_writes_an_op_that_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ops new` writes only op.yaml, the kernel, the decomposition and a README (``--cpu-reference`` adds the C++
+    reference); the binding and the plugin are generated, and both ops pass."""
     root = tmp_path / "my_ops"
     assert main(["ops", "new", "mylab::scale_it", "--dir", str(root)]) == 0
+    assert main(["ops", "new", "mylab::scale_ref", "--dir", str(root), "--cpu-reference"]) == 0
     folder = root / "scale_it"
     assert sorted(p.name for p in folder.iterdir()) == sorted([
-        "op.yaml", "scale_it_kernel.h", "scale_it_kernel.cu", "scale_it_cpu.cpp", "scale_it_torch.cpp",
-        "scale_it_plugin.h", "scale_it_plugin.cpp", "scale_it_decomp.py", "README.md"])
+        "op.yaml", "scale_it_kernel.cu", "scale_it_decomp.py", "README.md"])
+    assert sorted(p.name for p in (root / "scale_ref").iterdir()) == sorted([
+        "op.yaml", "scale_ref_kernel.cu", "scale_ref_cpu.cpp", "scale_ref_decomp.py", "README.md"])
     code, report = _run(tmp_path, root)
     assert code == 0, capsys.readouterr().out
-    assert {r["check"] for r in report["results"] if r["status"] == "pass"} >= {"schema", "abi", "numerics"}
+    passed = {(r["op"], r["check"]) for r in report["results"] if r["status"] == "pass"}
+    for op in ("mylab::scale_it", "mylab::scale_ref"):
+        assert {(op, c) for c in ("schema", "sources", "abi", "rule", "fake", "opcheck")} <= passed
+    assert ("mylab::scale_ref", "numerics") in passed  # the C++ reference against the decomposition
     # a second `ops new` of the same op writes nothing and says so
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert main(["ops", "new", "mylab::scale_it", "--dir", str(root)]) == 2
     assert "exists already" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_ops_generate_writes_the_generated_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "gen"
+    assert main(["ops", "generate", "trtrepo::fused_add_rms_norm", "--root", str(PLUGIN_SRC), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["binding.cpp", "launch.cu", "launch.h", "op_host.h",
+                                                      "op_rules.h", "plugin.cpp"]
+    plugin = (out / "plugin.cpp").read_text()
+    assert '"eps"' in plugin and "readFloatField" in plugin  # the attribute is a plugin field
+    assert 'TORCH_LIBRARY_FRAGMENT(trtrepo' in (out / "binding.cpp").read_text()
+    assert str(tmp_path) in capsys.readouterr().out
+    assert main(["ops", "generate", "trtrepo::nope", "--root", str(PLUGIN_SRC), "--out", str(tmp_path / "x")]) == 2
+    assert "trtrepo::nope is not an op of" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_hand_written_plugin_without_an_attribute_field_fails_sources(tmp_path: Path) -> None:
+    """A hand-written plugin that never names op.yaml's attribute beta as a field: `sources` fails, naming it."""
+    root = tmp_path / "root"
+    _variant(root, "hand_plugin", [])
+    folder = root / "softclip_pool_hand_plugin"
+    (folder / "softclip_pool_hand_plugin_plugin.cpp").write_text(
+        '// reads only one of the two fields\nstatic char const* kFields[] = {"alpha"};\n')
+    code, report = _run(tmp_path, root)
+    failed = _failed(report, "mylab::softclip_pool_hand_plugin")
+    assert code == 1 and set(failed) == {"sources"}, failed
+    assert "is a TensorRT plugin but op.yaml names none" in failed["sources"][0]["message"]
+
+    with (folder / "op.yaml").open("a") as f:
+        f.write('plugin: {name: MylabSoftclipPool, version: "1"}\n')
+    code, report = _run(tmp_path, root)
+    failed = _failed(report, "mylab::softclip_pool_hand_plugin")
+    assert code == 1 and set(failed) == {"sources"}, failed
+    assert "never names the field(s) beta" in failed["sources"][0]["message"]
 
 
 @pytest.mark.parametrize("name", ["noop", "a::b::c", "ns::has-dash", "ns::op\n"])

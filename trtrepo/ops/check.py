@@ -39,7 +39,7 @@ from trtrepo.ops.description import OpDescription
 LOGGER = logging.getLogger(__name__)
 
 REPORT_SCHEMA = "trtrepo-ops-check/1"
-CHECKS = ("schema", "abi", "fake", "rule", "numerics", "opcheck", "sanitize")
+CHECKS = ("schema", "sources", "abi", "fake", "rule", "numerics", "opcheck", "sanitize")
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 # (leading dims, symbol value, layout): small, odd, rank 1, a long odd row, many rows; then layouts
 _CASES_COMMON: list[tuple[list[int], int, str]] = [
@@ -201,6 +201,39 @@ def check_schema(desc: OpDescription) -> CheckResult:
                        f"the binding registers {registered!r}, {desc.path} declares {declared!r}")
 
 
+def check_sources(desc: OpDescription) -> list[CheckResult]:
+    """Which binding and plugin the op builds with: generated from op.yaml, or hand-written. A hand-written plugin is
+    compared with what would be generated: it must read and write every op.yaml attribute as a plugin field (its
+    name, version, namespace, input/output counts come from the generated op_rules.h; its schema is ``schema``'s
+    check)."""
+    from trtrepo.ops.build import hand_binding, hand_plugin, plugin_files
+
+    results = [CheckResult(desc.name, "sources", "binding", PASS,
+                           "hand-written (*_torch.cpp)" if hand_binding(desc) else "generated from op.yaml")]
+    if desc.plugin is None and hand_plugin(desc):
+        results.append(CheckResult(desc.name, "sources", "plugin", FAIL,
+                                   f"{', '.join(f.name for f in plugin_files(desc))} is a TensorRT plugin but op.yaml "
+                                   "names none: add plugin: {name: <creator name>, version: \"1\"}"))
+    elif desc.plugin is None:
+        results.append(CheckResult(desc.name, "sources", "plugin", SKIP, "op.yaml names no plugin"))
+    elif not hand_plugin(desc):
+        results.append(CheckResult(desc.name, "sources", "plugin", PASS, "generated from op.yaml"))
+    else:
+        files = plugin_files(desc)
+        text = "\n".join(f.read_text(errors="replace") for f in files)
+        missing = [a.name for a in desc.attributes if f'"{a.name}"' not in text]
+        names = ", ".join(f.name for f in files)
+        if missing:
+            results.append(CheckResult(
+                desc.name, "sources", "plugin", FAIL,
+                f"{names} never names the field(s) {', '.join(missing)}: op.yaml's attributes are the plugin's "
+                "fields, and the generated plugin reads and serializes each (`trtrepo ops generate` shows it)"))
+        else:
+            results.append(CheckResult(desc.name, "sources", "plugin", PASS, f"hand-written ({names}); fields "
+                                       f"{', '.join(a.name for a in desc.attributes) or 'none'}"))
+    return results
+
+
 def check_abi(desc: OpDescription, ptx: Path | None) -> list[CheckResult]:
     """Each entry's PTX parameters: input pointers, int32 scalars, output pointers (TensorRT's AOT order)."""
     from trtrepo.ops.build import ptx_entries
@@ -286,12 +319,23 @@ def _check_fake(desc: OpDescription, op: Any, args: list[Any], inputs: list[Any]
     return CheckResult(desc.name, "fake", name, PASS)
 
 
+def served_by_decomposition(name: str) -> bool:
+    """Whether the op's CPU kernel is its decomposition registered from Python (no C++ CPU reference)."""
+    from trtrepo.ops.library import python_cpu_ops
+
+    return name in python_cpu_ops()
+
+
 def _check_numerics(desc: OpDescription, args: list[Any], outs: list[Any], dtype: str,
                     name: str) -> list[CheckResult]:
     import torch
 
     if desc.decomposition is None:
         return [CheckResult(desc.name, "numerics", name, SKIP, "op.yaml names no decomposition to compare with")]
+    if args and args[0].device.type == "cpu" and served_by_decomposition(desc.name):
+        why = "the CPU kernel is the decomposition (op.yaml names no C++ CPU reference): --device cuda checks the " \
+              "kernel"
+        return [CheckResult(desc.name, "numerics", name, SKIP, why)]
     try:
         with torch.inference_mode():
             ref = desc.load_decomposition()(*args)
@@ -348,7 +392,7 @@ def check_opcheck(desc: OpDescription, dtype: str, device: str) -> CheckResult:
 def check_op(desc: OpDescription, ptx: Path | None, device: str,
              progress: Progress = LOGGER.info) -> list[CheckResult]:
     """Every check of one op (the op library must be loaded)."""
-    results = [check_schema(desc), *check_abi(desc, ptx)]
+    results = [check_schema(desc), *check_sources(desc), *check_abi(desc, ptx)]
     if results[0].message == "the op library does not define this op":
         return results
     if not desc.has_patterns:
