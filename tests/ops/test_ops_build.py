@@ -25,10 +25,14 @@ def test_library_built_with_logs_and_reproduce(built_ops) -> None:
     lib = built_ops.torch_library
     assert lib.is_file() and lib.name == "libtrtrepo_ops_plugin_src.so"
     assert built_ops.with_cuda == (torch.version.cuda is not None and deps.find_nvcc() is not None)
-    assert (lib.parent / "build.log").read_text().count("[exit 0,") >= 7  # 6 compiles + link
+    # CPU: 3 generated bindings + 2 CPU references + link; with CUDA also 3 generated launchers
+    assert (lib.parent / "build.log").read_text().count("[exit 0,") >= (9 if built_ops.with_cuda else 6)
     reproduce = (lib.parent / "reproduce.sh").read_text()
     assert f"-I{toolchain.include_dir()}" in reproduce  # the headers that ship with trtrepo
-    assert "bias_gelu_torch.cpp" in reproduce and "silu_and_mul_torch.cpp" in reproduce
+    for op in ("bias_gelu", "silu_and_mul", "fused_add_rms_norm"):  # generated from op.yaml, kept with the build
+        assert f" gen/trtrepo__{op}/binding.cpp" in reproduce
+        assert (lib.parent / "gen" / f"trtrepo__{op}" / "binding.cpp").is_file()
+    assert "bias_gelu_cpu.cpp" in reproduce and "fused_add_rms_norm_cpu" not in reproduce
     assert ("-DTRTREPO_CPU_ONLY" in reproduce) != built_ops.with_cuda
     assert set(built_ops.hashes) == {"torch:libtrtrepo_ops_plugin_src.so", *(f"ptx:{op}" for op in built_ops.ptx)}
     assert set(built_ops.ptx) == {"trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm", "trtrepo::silu_and_mul"}
@@ -191,7 +195,7 @@ def test_no_ops_found(tmp_path: Path) -> None:
 
 
 def test_cache_is_keyed_by_content_not_location(built_ops, ops_cache: Path, tmp_path: Path) -> None:
-    """An identical copy of the plugin root elsewhere compiles nothing; a changed torch binding rebuilds the torch
+    """An identical copy of the plugin root elsewhere compiles nothing; a changed CPU reference rebuilds the torch
     library but not the PTX; a changed kernel rebuilds its PTX."""
     copy = tmp_path / "elsewhere" / "plugin_src"
     shutil.copytree(PLUGIN_SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -200,11 +204,11 @@ def test_cache_is_keyed_by_content_not_location(built_ops, ops_cache: Path, tmp_
     assert steps.compile_count() == before, "an identical copy must hit the cache"
     assert same.hashes == built_ops.hashes
 
-    binding = copy / "bias_gelu" / "bias_gelu_torch.cpp"
-    binding.write_text(binding.read_text() + "\n// changed binding\n")
+    reference = copy / "bias_gelu" / "bias_gelu_cpu.cpp"
+    reference.write_text(reference.read_text() + "\n// changed CPU reference\n")
     changed = build.build_ops([copy], ops_cache, with_cuda=False)
     assert changed.torch_library != built_ops.torch_library and steps.compile_count() > before
-    assert changed.ptx == built_ops.ptx, "a binding change must not rebuild the PTX"
+    assert changed.ptx == built_ops.ptx, "a CPU reference change must not rebuild the PTX"
 
     kernel = copy / "bias_gelu" / "bias_gelu_kernel.cu"
     kernel.write_text(kernel.read_text() + "\n// changed kernel\n")

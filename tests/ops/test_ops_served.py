@@ -111,6 +111,17 @@ def test_user_ops_build_serve_and_match_eager(project: Path, tmp_path: Path,
     assert manifest["models"]["pool"]["outputs"][0]["shape"] == [-1, 2]  # the rule x[:-1] + [2], batch kept dynamic
     assert sorted(manifest["models"]["pool"]["custom_ops"]) == ["mylab::softclip_pool", "trtrepo::bias_gelu"]
     assert manifest["models"]["scaled"]["outputs"][0]["shape"] == [-1, 4]
+    # newlab::scale_it has no C++ CPU reference: its decomposition ships with the model and serves it on CPU
+    python_ops = repo / "scaled" / "1" / "python_ops"
+    assert sorted(p.name for p in python_ops.iterdir()) == ["_shape_check.py", "newlab__scale_it.json",
+                                                            "newlab__scale_it.py"]
+    assert json.loads((python_ops / "newlab__scale_it.json").read_text())["inputs"] == [["x", ["...", [1, "D"]]]]
+    assert 'key: "trtrepo_python_cpu_ops"' in (repo / "scaled" / "config.pbtxt").read_text()
+    assert not (repo / "pool" / "1" / "python_ops").exists()  # its ops all have C++ CPU kernels
+    # the sources generated from op.yaml are kept with the model's build logs, readable
+    generated = repo / "scaled" / "logs" / "ops" / "gen" / "newlab__scale_it" / "binding.cpp"
+    assert 'm.def("scale_it(Tensor x, float alpha=1.0) -> Tensor")' in generated.read_text()
+    assert (repo / "pool" / "logs" / "ops" / "torch_library-libtrtrepo_ops_my_ops.build.log").is_file()
 
     report = tmp_path / "parity.json"
     code = main(["check", str(project / "model.yaml"), "--report", str(report)])

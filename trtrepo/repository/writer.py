@@ -50,6 +50,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -261,12 +262,18 @@ def previous_manifest(out: Path, where: str = "repository") -> Manifest | None:
 
 
 def _debug_pause(point: str) -> None:
-    """Stop at ``point`` when TRTREPO_DEBUG_PAUSE names it (fault tests kill the build there)."""
+    """Stop at ``point`` when TRTREPO_DEBUG_PAUSE names it (fault tests kill the build there); SIGUSR1 ends the
+    pause early (tests release the build when what they wait for has happened, instead of guessing a duration)."""
     pause = settings.debug_pause()
     if pause is None or pause[0] != point:
         return
-    print(f"debug: paused at {point} (pid {os.getpid()})", file=sys.stderr, flush=True)
-    time.sleep(pause[1])
+    release = {signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_BLOCK, release)  # before the line: a SIGUSR1 sent on seeing it must not kill
+    try:
+        print(f"debug: paused at {point} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        signal.sigtimedwait(release, pause[1])
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, release)
 
 
 # ---------------------------------------------------------------------------------------------------- staging
@@ -445,7 +452,7 @@ def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: BuiltOps 
     """
     logs = model_dir / LOGS_DIRNAME
     for dest, path in _ops_logs(ops).items():
-        (logs / OPS_LOGS_DIRNAME).mkdir(parents=True, exist_ok=True)
+        (logs / OPS_LOGS_DIRNAME / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, logs / OPS_LOGS_DIRNAME / dest)
     if log_dir is None or not Path(log_dir).is_dir():
         return
@@ -461,17 +468,24 @@ def _stage_logs(model_dir: Path, name: str, log_dir: Path | None, ops: BuiltOps 
 
 
 def _ops_logs(ops: BuiltOps | None) -> dict[str, Path]:
-    """File name under ``logs/ops/`` → build log of the op libraries (torch library, TensorRT plugins, PTX)."""
+    """Path under ``logs/ops/`` → build log of the op libraries (each root's torch library, TensorRT plugins, PTX),
+    and ``gen/<op>/<file>`` → the sources trtrepo generated for them from op.yaml (bindings, launchers, plugins)."""
     if ops is None:
         return {}
-    products: list[tuple[str, Path | None]] = [("torch_library", ops.torch_library),
-                                               ("trt_plugin_library", ops.trt_plugin_library)]
+    products: list[tuple[str, Path | None]] = [
+        (f"torch_library-{lib.path.stem}" if len(ops.torch_libraries) > 1 else "torch_library", lib.path)
+        for lib in ops.torch_libraries]
+    products.append(("trt_plugin_library", ops.trt_plugin_library))
     products += [(f"ptx-{op.replace('::', '-')}", path) for op, path in sorted(ops.ptx.items())]
     out: dict[str, Path] = {}
     for label, product in products:
-        if product is not None:
-            for log in sorted(Path(product).parent.glob("*.log")):
-                out[f"{label}.{log.name}"] = log
+        if product is None:
+            continue
+        folder = Path(product).parent
+        for log in sorted(folder.glob("*.log")):
+            out[f"{label}.{log.name}"] = log
+        for source in sorted(folder.glob("gen/*/*")):
+            out.setdefault(source.relative_to(folder).as_posix(), source)
     return out
 
 
