@@ -59,7 +59,7 @@ SWAP = Setting("TRTREPO_SWAP", "exchange",
 DEBUG_PAUSE = Setting("TRTREPO_DEBUG_PAUSE", "unset",
                       "debugging and fault tests only: POINT or POINT:SECONDS makes the repository writer print "
                       "'debug: paused at POINT (pid N)' to stderr and sleep there (without SECONDS until killed, at "
-                      "most 600 s); points: locked, staged, aside (rename scheme only), swapped")
+                      "most 600 s; SIGUSR1 ends it early); points: locked, staged, aside (rename scheme only), swapped")
 
 ALL: tuple[Setting, ...] = (CACHE_DIR, TRITONSERVER, MODEL_PYTHONPATH, NVCC, CUDA_ARCHS, BUILD_JOBS, TENSORRT_ROOT,
                             TENSORRT_INCLUDE, PLUGIN_WERROR, TRT_OPT_LEVEL, CHECK_TIMEOUT, PERF_ANALYZER, LOCK_TIMEOUT,

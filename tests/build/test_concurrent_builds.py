@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -44,13 +46,15 @@ def test_simultaneous_builds_keep_both_models(builds: Builds, tmp_path: Path, at
 def test_second_build_waits_for_the_holder_and_names_it(builds: Builds, tmp_path: Path) -> None:
     """The holder pauses after staging (it has read the manifest): without the lock the second build's model is lost."""
     repository, spec_a, spec_b = _two_projects(tmp_path)
-    holder = builds.start(["build", str(spec_a)], env={"TRTREPO_DEBUG_PAUSE": "staged:4"})
+    holder = builds.start(["build", str(spec_a)], env={"TRTREPO_DEBUG_PAUSE": "staged:120"})
     builds.wait_for_line(holder, "debug: paused at staged")
     waiter = builds.start(["build", str(spec_b)])
+    seen = builds.wait_for_line(waiter, "write: waiting")
+    os.kill(holder.pid, signal.SIGUSR1)  # release the holder only once the waiter waits (no guessed duration)
     waited = builds.finish(waiter)
     held = builds.finish(holder)
     assert (held.returncode, waited.returncode) == (0, 0), (held.stderr, waited.stderr)
-    lines = [line for line in waited.stderr.splitlines() if line.startswith("write: waiting")]
+    lines = [line for line in [*seen, *waited.stderr.splitlines()] if line.startswith("write: waiting")]
     assert len(lines) == 1, waited.stderr
     assert re.fullmatch(rf"write: waiting for {re.escape(str(repository))}: it is being written by pid {holder.pid} "
                         rf"\(trtrepo build {re.escape(str(spec_a))}\) since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d", lines[0])
@@ -62,16 +66,17 @@ def test_a_bounded_wait_gives_up_with_the_holder_and_writes_nothing(builds: Buil
     repository, spec_a, spec_b = _two_projects(tmp_path)
     assert builds.run(["build", str(spec_b)]).returncode == 0
     before = hash_tree(repository)
-    holder = builds.start(["build", str(spec_a)], env={"TRTREPO_DEBUG_PAUSE": "staged:12"})
+    holder = builds.start(["build", str(spec_a)], env={"TRTREPO_DEBUG_PAUSE": "staged:120"})
     builds.wait_for_line(holder, "debug: paused at staged")
     refused = builds.run(["build", str(spec_b)], env={"TRTREPO_LOCK_TIMEOUT": "1"})
+    assert hash_tree(repository) == before, "the refused build must not touch the repository"
+    os.kill(holder.pid, signal.SIGUSR1)
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith(("error:", "hint:"))]
     assert len(errors) == 2 and refused.stderr.splitlines()[-2:] == errors
     assert re.fullmatch(rf"error: repository: {re.escape(str(repository))} is being written by pid {holder.pid} "
                         rf"\(trtrepo build {re.escape(str(spec_a))}\) since [\d: -]+; gave up after 1 s", errors[0])
     assert errors[1] == "hint: wait for it to finish, or set TRTREPO_LOCK_TIMEOUT to wait longer"
-    assert hash_tree(repository) == before, "the refused build must not touch the repository"
     assert builds.finish(holder).returncode == 0
     assert _models(repository) == {"alpha", "beta"}
     assert leftovers(repository) == []
