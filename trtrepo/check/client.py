@@ -170,11 +170,13 @@ class TritonClient:
         states = {e["state"] for e in entries}
         if states & {"READY", "LOADING"}:
             return
-        reasons = "; ".join(sorted({f"{e['state'] or 'not loaded'}: {e['reason']}" if e["reason"]
-                                    else e["state"] or "not loaded" for e in entries}))
-        raise ServeError(f"{self.protocol} {self.url}: the server has model {model!r} but did not load it "
-                         f"({reasons})", hint="see the server log for why it did not load, or load it "
-                         "(explicit model control)")
+        failed = sorted({f"{e['state']}: {e['reason']}" if e["reason"] else e["state"] for e in entries if e["state"]})
+        if failed:
+            raise ServeError(f"{self.protocol} {self.url}: the server did not load model {model!r} "
+                             f"({'; '.join(failed)})", hint="see the server log for why it did not load")
+        raise ServeError(f"{self.protocol} {self.url}: the server has model {model!r} in its repository but has not "
+                         "loaded it", hint=f"load it (POST /v2/repository/models/{model}/load with explicit model "
+                         "control), or start the server without --model-control-mode=explicit")
 
     def model_metadata(self, model: str) -> dict[str, Any]:
         """Model metadata as a dict (``inputs``/``outputs`` with ``name``, ``datatype``, ``shape``)."""

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 DEFAULT_READY_TIMEOUT = 180.0
+DEATH_GRACE_S = 2.0  # a broken connection: how long the server we started may take to be seen dead
 MAX_PORT = 65535
 
 Progress = Callable[[str], None]
@@ -390,8 +391,8 @@ def _guard(server: TritonServer | None, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except ServeError:
-        if server is not None and not server.is_alive():
-            server.check_alive()
+        if server is not None:
+            server.check_alive(grace=DEATH_GRACE_S)
         raise
 
 

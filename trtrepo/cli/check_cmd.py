@@ -15,7 +15,7 @@ from trtrepo.cli._app import cli, csv, progress
 @click.option("--url-grpc", default=None, metavar="HOST:PORT", help="Triton gRPC endpoint.")
 @click.option("--protocol", type=click.Choice(["http", "grpc", "both"]), default="both", show_default=True)
 @click.option("--models", default=None, metavar="A,B", help="Check only these models.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Write the parity report (JSON) here (default when the check starts the server: the "
                    "repository's run folder under the cache, never the repository).")
 @click.option("--repository", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -8,8 +8,6 @@ import click
 
 from trtrepo.cli._app import cli
 
-PORT = click.IntRange(0, 65535)
-
 
 def _echo(line: str) -> None:
     click.echo(line)  # flushed: a supervisor reading the pipe sees "ready:" when it is printed
@@ -19,9 +17,9 @@ def _echo(line: str) -> None:
 @click.argument("repo", required=False, default="model_repository",
                 type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the HTTP and gRPC endpoints bind.")
-@click.option("--http-port", type=PORT, default=8000, show_default=True, help="0 picks a free port.")
-@click.option("--grpc-port", type=PORT, default=8001, show_default=True, help="0 picks a free port.")
-@click.option("--metrics-port", type=PORT, default=8002, show_default=True, help="0 picks a free port.")
+@click.option("--http-port", type=int, default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--grpc-port", type=int, default=8001, show_default=True, help="0 picks a free port.")
+@click.option("--metrics-port", type=int, default=8002, show_default=True, help="0 picks a free port.")
 @click.option("--tritonserver", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="tritonserver binary (default: TRTREPO_TRITONSERVER, PATH, then nvidia-pytriton's).")
 @click.option("--print-command", is_flag=True, help="Print the tritonserver command line and exit.")
@@ -34,8 +32,10 @@ def serve(repo: Path, host: str, http_port: int, grpc_port: int, metrics_port: i
     Ctrl-C, SIGTERM and SIGHUP stop the server and its Python-backend stubs; the exit code is then 128 + the
     signal number (130, 143, 129).
     """
-    from trtrepo.serve import Interrupted, serve_forever, stop_on_signals
+    from trtrepo.serve import Interrupted, check_port, serve_forever, stop_on_signals
 
+    for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
+        check_port(port, flag)
     with stop_on_signals():
         try:
             return int(serve_forever(repo, host=host, http_port=http_port, grpc_port=grpc_port,

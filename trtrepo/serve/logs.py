@@ -2,21 +2,23 @@
 
 A repository is immutable once built (it may be a read-only mount), and the temp folder is no place for logs that
 pile up, so each repository gets a run folder ``<cache>/runs/<name>-<key>/`` (``key`` from its absolute path):
-``logs/tritonserver-<time>-<random>.log`` (the newest :data:`LOG_KEEP` kept) and ``parity-report.json`` (the
+``logs/tritonserver-<time>-<pid>-<n>.log`` (the newest :data:`LOG_KEEP` kept) and ``parity-report.json`` (the
 latest ``trtrepo check`` without ``--report``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from trtrepo import settings
+from trtrepo.errors import ServeError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ LOGS_DIRNAME = "logs"
 LOG_KEEP = 20
 LOG_PREFIX = "tritonserver-"
 REPORT_FILENAME = "parity-report.json"
+_COUNTER = itertools.count(1)  # log names made by this process: two servers started in one second get two files
 
 
 def run_folder(repository: str | Path) -> Path:
@@ -40,29 +43,33 @@ def default_report_path(repository: str | Path) -> Path:
     return run_folder(repository) / REPORT_FILENAME
 
 
-def new_log_path(repository: str | Path, keep: int = LOG_KEEP) -> Path:
-    """A new, empty server log file in the repository's run folder; older logs beyond ``keep`` are removed.
+def new_log_path(repository: str | Path) -> Path:
+    """A fresh name for a server log in the repository's run folder; nothing is created (see :func:`open_log`)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return run_folder(repository) / LOGS_DIRNAME / f"{LOG_PREFIX}{stamp}-{os.getpid()}-{next(_COUNTER)}.log"
 
-    Falls back to a folder in the temp folder (with a warning) when the cache cannot be written.
+
+def open_log(path: Path, keep: int = LOG_KEEP) -> IO[bytes]:
+    """Open ``path`` for appending, its folder created; older server logs there beyond ``keep`` are removed.
+
+    Raises:
+        ServeError: The folder or the file cannot be written (names it).
     """
-    folder = run_folder(repository) / LOGS_DIRNAME
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _prune(path.parent, max(keep - 1, 0), spare=path)
+        return open(path, "ab")  # the caller closes it
     except OSError as exc:
-        fallback = Path(tempfile.gettempdir()) / f"trtrepo-logs-{os.getuid()}"
-        LOGGER.warning("cannot write %s (%s): server logs go to %s", folder, exc.strerror or exc, fallback)
-        folder = fallback
-        folder.mkdir(parents=True, exist_ok=True)
-    _prune(folder, max(keep - 1, 0))
-    fd, name = tempfile.mkstemp(prefix=f"{LOG_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log", dir=folder)
-    os.close(fd)
-    return Path(name)
+        raise ServeError(f"cannot write the server log {path}: {exc.strerror or exc}",
+                         hint=f"point {settings.CACHE_DIR.name} at a writable folder") from None
 
 
-def _prune(folder: Path, keep: int) -> None:
-    """Remove all but the newest ``keep`` server logs of ``folder``."""
+def _prune(folder: Path, keep: int, spare: Path) -> None:
+    """Remove all but the newest ``keep`` server logs of ``folder`` (``spare`` is never removed)."""
     logs = []
     for path in folder.glob(f"{LOG_PREFIX}*.log"):
+        if path == spare:
+            continue
         try:
             logs.append((path.stat().st_mtime, path))
         except OSError:

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from trtrepo.errors import ServeError
+from trtrepo.errors import ServeError, SpecError
 from trtrepo.serve.install import (
     INSTALL_HINT,
     SERVER_ENV_KEYS,
@@ -49,7 +49,7 @@ from trtrepo.serve.install import (
     find_tritonserver,
     server_environment,
 )
-from trtrepo.serve.logs import new_log_path
+from trtrepo.serve.logs import new_log_path, open_log
 from trtrepo.serve.signals import STOP_SIGNALS
 from trtrepo.serve.verify import Verification, verify_repository
 
@@ -81,9 +81,9 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 
 
 def check_port(value: int, what: str) -> int:
-    """``value`` when it is a TCP port (0 = pick a free one), else a ServeError naming ``what``."""
+    """``value`` when it is a TCP port (0 = pick a free one), else a SpecError (usage, exit 2) naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PORT:
-        raise ServeError(f"{what}: {value!r} is not a port (0-{MAX_PORT}, 0 picks a free one)")
+        raise SpecError(f"{what}: {value!r} is not a port (0-{MAX_PORT}; 0 picks a free one)")
     return value
 
 
@@ -96,7 +96,8 @@ class TritonServer:
     """A tritonserver process serving ``repository``; a context manager that waits for READY and stops it.
 
     Port 0 picks a free port. ``startup_timeout`` bounds the wait for the server and every model to be ready; the
-    log goes to ``log_path`` (default: a new file under the cache, :func:`trtrepo.serve.logs.new_log_path`) and
+    log goes to ``log_path`` (default: a new file in the repository's run folder under the cache, created when
+    the server starts: :func:`trtrepo.serve.logs.new_log_path`) and
     its last lines end every ServeError. The repository must match its manifest unless ``allow_modified``.
 
     Example::
@@ -131,13 +132,14 @@ class TritonServer:
         Idempotent: a prepared server is not prepared again.
 
         Raises:
-            ServeError: A port out of range, no repository, a repository that differs from its manifest, an
-                unreadable manifest or config.pbtxt, a plugin problem, or no tritonserver.
+            SpecError: A port out of range.
+            ServeError: No repository, a repository that differs from its manifest, an unreadable manifest or
+                config.pbtxt, a plugin problem, or no tritonserver.
         """
         if self._prepared:
             return self
-        for what, port in (("http port", self.http_port), ("grpc port", self.grpc_port),
-                           ("metrics port", self.metrics_port)):
+        for what, port in (("http_port", self.http_port), ("grpc_port", self.grpc_port),
+                           ("metrics_port", self.metrics_port)):
             check_port(port, what)
         root = Path(self.repository).resolve()
         self.verification = verify_repository(root, allow_modified=self.allow_modified)
@@ -202,10 +204,7 @@ class TritonServer:
             raise RuntimeError("TritonServer.start: already started")
         LOGGER.info("starting: %s", self.command_line)
         assert self.log_path is not None and self.install is not None
-        try:
-            self._log_file = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
-        except OSError as exc:
-            raise ServeError(f"cannot write the server log {self.log_path}: {exc.strerror or exc}") from None
+        self._log_file = open_log(Path(self.log_path))  # closed in stop()
         setup = _child_setup(os.getpid(), deathsig=threading.current_thread() is threading.main_thread())
         try:
             # a stop signal that lands between fork and the assignment would leave a server nobody stops: block
@@ -217,6 +216,9 @@ class TritonServer:
         except OSError as exc:
             self._close_log()
             raise ServeError(f"cannot run {self.install.binary}: {exc}", hint=INSTALL_HINT) from None
+        if self.progress is not None:
+            self.progress(f"serve: tritonserver pid {self.process.pid} started; waiting until it and its models "
+                          f"are ready (up to {self.startup_timeout:.0f} s)")
         try:
             self.wait_ready(self.startup_timeout)
         except BaseException:
@@ -251,8 +253,16 @@ class TritonServer:
                               f"{self._models_state() or '; models loading'}")
             time.sleep(0.2)
 
-    def check_alive(self) -> None:
-        """Raise ServeError (with the log tail) if the server has died."""
+    def check_alive(self, grace: float = 0.0) -> None:
+        """Raise ServeError (with the log tail) if the server has died.
+
+        Args:
+            grace: Seconds to wait for the process to end first: right after a connection broke, a server that
+                was killed may not have been reaped yet.
+        """
+        if grace > 0 and self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(grace)
         if not self.is_alive():
             code = self.process.returncode if self.process is not None else None
             raise ServeError(f"tritonserver died (exit code {code}){self.log_tail()}", hint=f"log: {self.log_path}")

@@ -20,8 +20,12 @@ LOGGER = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(BaseException):
-    """A stop signal arrived. A BaseException like KeyboardInterrupt: ``except Exception`` does not swallow it.
+class Interrupted(SystemExit):
+    """A stop signal arrived.
+
+    A SystemExit (with 128 + the signal number as its code): ``except Exception`` does not swallow it, an event
+    loop that runs callbacks for a client (gevent's hub, under tritonclient.http) hands it to the main greenlet
+    instead of printing it and carrying on, and should it escape every handler Python still exits with its code.
 
     Attributes:
         signum: The signal number.
@@ -31,7 +35,10 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
-        super().__init__(f"interrupted by {self.signal_name}")
+        super().__init__(self.exit_code)
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal_name}"
 
     @property
     def signal_name(self) -> str:

@@ -10,8 +10,8 @@ Only what the manifest lists is hashed; the rest of a model folder is only liste
 
 Python-backend servers write ``__pycache__/<name>.<tag>.pyc`` beside model.py when they import it (the stub's
 embedded interpreter runs isolated, so no environment variable stops it). Such a file is accepted when Python would
-ignore it (its header does not match the source) or when it holds exactly the code of the verified source; any
-other file in ``__pycache__`` is an extra file like any other.
+ignore it (its header does not match the source) or when it holds exactly the code of its recorded source (which
+is verified on its own); any other file in ``__pycache__`` is an extra file like any other.
 """
 
 from __future__ import annotations
@@ -115,16 +115,9 @@ def inspect_repository(root: str | Path) -> Verification:
     for record in manifest.models.values():
         recorded.update(record.files)
     recorded.update(manifest.plugins)
-    findings: list[Finding] = []
-    good_sources: set[str] = set()
-    for rel, expected in sorted(recorded.items()):
-        finding = _compare(path, rel, expected)
-        if finding is None:
-            good_sources.add(rel)
-        else:
-            findings.append(finding)
+    findings = [f for rel, expected in sorted(recorded.items()) if (f := _compare(path, rel, expected)) is not None]
     for name in sorted(manifest.models):
-        findings += _extra_files(path, name, recorded, good_sources)
+        findings += _extra_files(path, name, recorded)
     unrecorded = tuple(sorted(p.name for p in path.iterdir()
                               if p.name not in manifest.models and (p / CONFIG_FILENAME).is_file()))
     return Verification(root=path, has_manifest=True, files_checked=len(recorded),
@@ -187,7 +180,7 @@ def _short(digest: str) -> str:
     return digest if digest.startswith("symlink:") else digest[:12]
 
 
-def _extra_files(root: Path, model: str, recorded: dict[str, str], good_sources: set[str]) -> list[Finding]:
+def _extra_files(root: Path, model: str, recorded: dict[str, str]) -> list[Finding]:
     """Files inside the model folder that the manifest does not list (its ``logs/`` left out)."""
     folder = root / model
     if not folder.is_dir():
@@ -203,19 +196,23 @@ def _extra_files(root: Path, model: str, recorded: dict[str, str], good_sources:
             rel = (here / name).relative_to(root).as_posix()
             if rel in recorded:
                 continue
-            if here.name == PYCACHE and _harmless_pyc(here / name, root, good_sources):
+            if here.name == PYCACHE and _harmless_pyc(here / name, root, recorded):
                 continue
             found.append(Finding(rel, "extra"))
     return found
 
 
-def _harmless_pyc(pyc: Path, root: Path, good_sources: set[str]) -> bool:
-    """True for a ``__pycache__`` file Python would ignore, or that holds exactly the verified source's code."""
+def _harmless_pyc(pyc: Path, root: Path, recorded: dict[str, str]) -> bool:
+    """True for a ``__pycache__`` file Python would ignore, or that holds exactly the code of its source.
+
+    The source must be a file the manifest records; whether it still matches is the source's own finding (a pyc
+    compiled from an edited model.py is that edit, already named, not a second lie).
+    """
     parts = pyc.name.split(".")
     if len(parts) < 3 or parts[-1] != "pyc" or pyc.is_symlink():
         return False
     source = pyc.parent.parent / f"{parts[0]}.py"
-    if source.relative_to(root).as_posix() not in good_sources:
+    if source.relative_to(root).as_posix() not in recorded:
         return False
     try:
         data = pyc.read_bytes()
