@@ -29,8 +29,8 @@ def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol
     Ctrl-C, SIGTERM and SIGHUP stop the server the check started (and its stubs); the exit code is then 128 + the
     signal number (130, 143, 129).
     """
+    from trtrepo._signals import Interrupted, stop_on_signals
     from trtrepo.check import run_check
-    from trtrepo.serve import Interrupted, stop_on_signals
 
     protocols = ("http", "grpc") if protocol == "both" else (protocol,)
     with stop_on_signals():

@@ -32,10 +32,9 @@ def serve(repo: Path, host: str, http_port: int, grpc_port: int, metrics_port: i
     Ctrl-C, SIGTERM and SIGHUP stop the server and its Python-backend stubs; the exit code is then 128 + the
     signal number (130, 143, 129).
     """
-    from trtrepo.serve import Interrupted, check_port, serve_forever, stop_on_signals
+    from trtrepo._signals import Interrupted, stop_on_signals
+    from trtrepo.serve import serve_forever
 
-    for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
-        check_port(port, flag)
     with stop_on_signals():
         try:
             return int(serve_forever(repo, host=host, http_port=http_port, grpc_port=grpc_port,

@@ -3,8 +3,8 @@
 The stage in four modules: :mod:`~trtrepo.serve.install` (find tritonserver, its backend folder, its environment),
 :mod:`~trtrepo.serve.verify` (the repository is what its manifest says), :mod:`~trtrepo.serve.process` (one server
 process: prepare, start, wait, stop, never outliving its command), :mod:`~trtrepo.serve.logs` (where server logs and
-reports go), :mod:`~trtrepo.serve.signals` (SIGTERM and SIGHUP unwind like Ctrl-C). Check and bench use the names
-this module exports, never the modules' private parts.
+reports go). SIGTERM and SIGHUP unwind like Ctrl-C inside :func:`trtrepo._signals.stop_on_signals` (re-exported).
+Check and bench use the names this module exports, never the modules' private parts.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from trtrepo._signals import Interrupted, stop_on_signals
 from trtrepo.serve.install import (
     ENV_BINARY,
     ENV_MODEL_PYTHONPATH,
@@ -36,7 +37,6 @@ from trtrepo.serve.process import (
     format_log_tail,
     free_port,
 )
-from trtrepo.serve.signals import Interrupted, stop_on_signals
 from trtrepo.serve.verify import Finding, Verification, inspect_repository, verify_repository
 
 LOGGER = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def serve_forever(repository: str | Path, *, host: str = DEFAULT_HOST, http_port
                   echo: Callable[[str], None] = print) -> int:
     """``trtrepo serve``: start tritonserver on ``repository`` and run until it is stopped or exits by itself.
 
-    Ctrl-C (KeyboardInterrupt) and, inside :func:`~trtrepo.serve.signals.stop_on_signals`, SIGTERM and SIGHUP
-    (:class:`~trtrepo.serve.signals.Interrupted`) stop the server and its stubs before they propagate.
+    Ctrl-C (KeyboardInterrupt) and, inside :func:`~trtrepo._signals.stop_on_signals`, SIGINT, SIGTERM and SIGHUP
+    (:class:`~trtrepo._signals.Interrupted`) stop the server and its stubs before they propagate.
 
     Args:
         repository: The model repository folder.
@@ -105,9 +105,12 @@ def serve_forever(repository: str | Path, *, host: str = DEFAULT_HOST, http_port
         The server's exit code (1 if it was 0) when it exits by itself; 0 for ``print_only``.
 
     Raises:
-        ServeError: A port out of range, a repository that differs from its manifest, no tritonserver, or a server
-            that does not become ready.
+        SpecError: A port out of range (named by its ``trtrepo serve`` option).
+        ServeError: A repository that differs from its manifest, no tritonserver, or a server that does not become
+            ready.
     """
+    for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
+        check_port(port, flag)
     server = TritonServer(repository, host=host, http_port=http_port, grpc_port=grpc_port,
                           metrics_port=metrics_port, tritonserver=tritonserver, allow_modified=allow_modified,
                           startup_timeout=DEFAULT_STARTUP_TIMEOUT, progress=echo)

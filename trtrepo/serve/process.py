@@ -14,7 +14,7 @@ How the server ends with its command:
     * When trtrepo itself is killed (SIGKILL, no clean-up possible), the kernel sends the server SIGTERM
       (``PR_SET_PDEATHSIG``, Linux), whose shutdown ends its stubs. The kernel ties that signal to the thread that
       started the server, so it is set only for servers started from the main thread.
-    * :func:`trtrepo.serve.signals.stop_on_signals` makes SIGTERM and SIGHUP unwind like Ctrl-C does.
+    * :func:`trtrepo._signals.stop_on_signals` makes SIGTERM and SIGHUP unwind like Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from trtrepo._signals import STOP_SIGNALS
 from trtrepo.errors import ServeError, SpecError
 from trtrepo.serve.install import (
     INSTALL_HINT,
@@ -50,7 +51,6 @@ from trtrepo.serve.install import (
     server_environment,
 )
 from trtrepo.serve.logs import new_log_path, open_log
-from trtrepo.serve.signals import STOP_SIGNALS
 from trtrepo.serve.verify import Verification, verify_repository
 
 LOGGER = logging.getLogger(__name__)

@@ -1,6 +1,9 @@
 """Stop signals as exceptions: SIGTERM (``timeout``, ``docker stop``, systemd, CI), SIGHUP and SIGINT unwind the
-stack like Ctrl-C does, so every ``with TritonServer`` and ``finally`` stops what it started before the command
-exits with 128 + the signal number (143, 129, 130).
+stack like Ctrl-C does, so every ``with`` block and ``finally`` clause (a ``TritonServer``, a staging folder)
+stops or removes what it started before the command exits with 128 + the signal number (143, 129, 130).
+
+The CLI commands that start processes (serve, check) run inside :func:`stop_on_signals`; a bottom-layer module so
+that the CLI and every stage can use it without importing each other.
 
 Python's default SIGTERM action ends the process at once, without running any clean-up: a server started in a
 session of its own (so the terminal's Ctrl-C does not cut its drain short) would outlive the command.
