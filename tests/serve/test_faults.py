@@ -135,7 +135,7 @@ def _leftovers(repo: Path, within: float) -> dict[int, str]:
 def _break(repo: Path, steps: list[dict[str, Any]], fill: Any) -> None:
     for step in steps:
         (op, arg), = step.items()
-        path = repo / fill(arg["path"]) if isinstance(arg, dict) and "path" in arg else None
+        path = _one_path(repo, fill(arg["path"])) if isinstance(arg, dict) and "path" in arg else None
         if op == "append":
             with open(path, "ab") as f:
                 f.write(arg["text"].encode())
@@ -151,6 +151,15 @@ def _break(repo: Path, steps: list[dict[str, Any]], fill: Any) -> None:
             _write_pyc(path, arg.get("code"))
         else:
             raise AssertionError(f"unknown break step {op!r}")
+
+
+def _one_path(repo: Path, text: str) -> Path:
+    """``text`` under ``repo`` (an absolute path as it is); a glob must name exactly one existing file."""
+    if not any(c in text for c in "*?["):
+        return repo / text
+    found = sorted(repo.glob(text))
+    assert len(found) == 1, f"{text!r} matches {found}"
+    return found[0]
 
 
 def _write_pyc(source: Path, code: str | None) -> None:

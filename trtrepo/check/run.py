@@ -322,7 +322,7 @@ def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str
     from trtrepo.check.client import TritonClient, infer_concurrently
 
     with TritonClient(protocol, url, timeout) as client:
-        before = _guard(server, lambda: client.execution_counts(model.name))
+        before = _guard(server, lambda: _stable_counts(client, model.name))
     replies = _guard(server, lambda: infer_concurrently(protocol, url, model.name, [c.arrays for c, _ in ragged],
                                                         served, datatypes, timeout))
     for (case, expected), reply in zip(ragged, replies, strict=True):
@@ -343,6 +343,23 @@ def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str
     sizes = ",".join(str(next(iter(c.arrays.values())).shape[0]) for c, _ in ragged)
     progress(f"  {model.name} {protocol} ragged x{len(ragged)} (batch sizes {sizes}; {counts['requests']} "
              f"requests in {counts['executions']} executions): {'ok' if bad == 0 else f'{bad} FAILED'}")
+
+
+def _stable_counts(client: TritonClient, model: str, wait_s: float = 2.0) -> tuple[int, int]:
+    """Triton's (request, execution) counts once two reads 0.1 s apart agree.
+
+    The last request before the burst may still be missing from the statistics (they are updated after the
+    response is sent); counting it as part of the burst would report one request too many.
+    """
+    deadline = time.monotonic() + wait_s
+    counts: tuple[int, int] = client.execution_counts(model)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        again = client.execution_counts(model)
+        if again == counts:
+            break
+        counts = again
+    return counts
 
 
 def _settled_counts(client: TritonClient, model: str, requests: int, wait_s: float = 5.0) -> tuple[int, int]:
