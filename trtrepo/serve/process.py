@@ -200,8 +200,9 @@ class TritonServer:
                 within ``startup_timeout`` (the message holds the log's last lines and which models are not ready).
         """
         self.prepare()
-        if self.process is not None:
-            raise RuntimeError("TritonServer.start: already started")
+        if self.is_alive():
+            raise RuntimeError("TritonServer.start: already running")
+        self.process = None  # a stopped server starts again on the same ports, with the same log
         LOGGER.info("starting: %s", self.command_line)
         assert self.log_path is not None and self.install is not None
         self._log_file = open_log(Path(self.log_path))  # closed in stop()
@@ -301,6 +302,15 @@ class TritonServer:
         if pending is not None:
             raise pending
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the server and everything it started at once, as a crash would (a fault test's tool).
+
+        :meth:`stop` afterwards reaps it and closes the log; :meth:`start` starts it again.
+        """
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The log's error lines and last ``lines`` lines, as a block to append to a message ('' if empty)."""
