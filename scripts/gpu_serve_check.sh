@@ -64,7 +64,8 @@ grep -q KIND_GPU "$WORK/repo/gelu_block/config.pbtxt" || echo "WARNING: config.p
 "$PY" -m trtrepo check "$WORK/model.yaml" --protocol both --report "$OUT/parity-report.json" \
   > "$OUT/check.txt" 2>&1 || status=$?
 tail -15 "$OUT/check.txt"
-cp /tmp/trtrepo-tritonserver-*.log "$OUT/" 2>/dev/null
+# server logs stay with the run: <cache>/runs/<repository>-<key>/logs/ (the newest 20 per repository)
+cp "$TRTREPO_CACHE_DIR"/runs/*/logs/tritonserver-*.log "$OUT/" 2>/dev/null
 
 # Diagnosis of the "empty array" symptom: the same model with the NumPy transfer path (expected to fail with
 # NumPy 2 in the stub: the Python backend's pybind11 NumPy bridge is built for NumPy 1) versus DLPack (default).
@@ -72,7 +73,8 @@ cp -r "$WORK/repo" "$WORK/repo_numpy"
 cat >> "$WORK/repo_numpy/gelu_block/config.pbtxt" <<'PB'
 parameters { key: "trtrepo_tensor_transfer" value { string_value: "numpy" } }
 PB
-"$PY" -m trtrepo check "$WORK/model.yaml" --repository "$WORK/repo_numpy" --protocol http \
+# the copy's config.pbtxt is edited on purpose: --allow-modified serves it despite the manifest (with a warning)
+"$PY" -m trtrepo check "$WORK/model.yaml" --repository "$WORK/repo_numpy" --protocol http --allow-modified \
   --report "$OUT/parity-report-numpy-transfer.json" > "$OUT/check-numpy-transfer.txt" 2>&1
 echo "numpy-transfer check exit code: $? (diagnostic only; see check-numpy-transfer.txt)"
 tail -4 "$OUT/check-numpy-transfer.txt"

@@ -1,29 +1,23 @@
 """``trtrepo doctor``: what this machine has for each stage, and the command that installs what is missing.
 
 Every probe is guarded: a broken or absent package becomes a "missing" row with its install command, never an
-exception. Environment: TRTREPO_TRITONSERVER names the tritonserver binary to use (checked first).
+exception. tritonserver is found by :func:`trtrepo.serve.install.find_tritonserver`, the discovery serve, check and
+bench use (TRTREPO_TRITONSERVER first), so doctor says "ok" exactly where serve finds a server.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import os
 import platform
 import re
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from trtrepo import deps
 
 LOGGER = logging.getLogger(__name__)
-
-TRITONSERVER_ENV = "TRTREPO_TRITONSERVER"
-
 
 @dataclass
 class Check:
@@ -113,33 +107,24 @@ def _module_check(module: str, label: str, probe: Any, needed_for: str) -> Check
     return Check(label, False, detail, needed_for, deps.INSTALL_HINTS[module])
 
 
-def find_tritonserver() -> tuple[Path | None, str]:
-    """The tritonserver binary and where it was found: TRTREPO_TRITONSERVER, PATH, then nvidia-pytriton's copy."""
-    env = os.environ.get(TRITONSERVER_ENV)
-    if env:
-        return (Path(env), TRITONSERVER_ENV) if Path(env).is_file() else (None, f"{TRITONSERVER_ENV}={env} missing")
-    on_path = shutil.which("tritonserver")
-    if on_path:
-        return Path(on_path), "PATH"
-    if os.path.isfile("/opt/tritonserver/bin/tritonserver"):
-        return Path("/opt/tritonserver/bin/tritonserver"), "/opt/tritonserver"
-    try:
-        spec = importlib.util.find_spec("pytriton")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate = Path(location) / "tritonserver" / "bin" / "tritonserver"
-            if candidate.is_file():
-                return candidate, f"nvidia-pytriton {_version('nvidia_pytriton') or ''}".strip()
-    return None, "not found"
-
-
 def _tritonserver_check() -> Check:
-    path, where = find_tritonserver()
-    if path is None:
-        return Check("tritonserver", False, where, "serve, check, bench", deps.INSTALL_HINTS["tritonserver"])
-    return Check("tritonserver", True, f"{path} (from {where})", "serve, check, bench")
+    """The tritonserver serve, check and bench would start: found by the one discovery they use."""
+    from trtrepo.errors import ServeError
+    from trtrepo.serve.install import INSTALL_HINT, find_tritonserver
+
+    needed = "serve, check, bench"
+    try:
+        install = find_tritonserver()
+    except ServeError as exc:
+        return Check("tritonserver", False, exc.message, needed, exc.hint or INSTALL_HINT)
+    origin = install.origin_text
+    if install.origin == "pytriton":
+        origin = f"nvidia-pytriton {_version('nvidia_pytriton') or ''}".strip()
+    detail = f"{install.binary} (from {origin})"
+    if install.stub_problem:  # the torch target serves through the Python backend: without its stub serve fails
+        return Check("tritonserver", False, f"{detail}; {install.stub_problem}", needed,
+                     "install the nvidia-pytriton wheel built for this Python, or use the NGC image")
+    return Check("tritonserver", True, detail, needed)
 
 
 def to_json(checks: list[Check]) -> str:

@@ -98,3 +98,40 @@ def gelu_repo_copy(gelu_project: Path, tmp_path: Path) -> Path:
     target = tmp_path / "repo"
     shutil.copytree(gelu_project.parent / "repo", target, symlinks=True)
     return target
+
+
+def _repository_copy(gelu_project: Path, target: Path) -> Path:
+    shutil.copytree(gelu_project.parent / "repo", target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def other_server(gelu_project: Path, tmp_path_factory: pytest.TempPathFactory,
+                 tritonserver_available: None) -> Iterator[object]:
+    """A real tritonserver serving another repository: the gelu model renamed ``other_block`` (no manifest)."""
+    from trtrepo.serve import TritonServer
+
+    repo = _repository_copy(gelu_project, tmp_path_factory.mktemp("other") / "repo")
+    (repo / "trtrepo-manifest.json").unlink()
+    (repo / "gelu_block").rename(repo / "other_block")
+    config = repo / "other_block" / "config.pbtxt"
+    config.write_text(config.read_text().replace('name: "gelu_block"', 'name: "other_block"'))
+    with TritonServer(repo) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def explicit_server(gelu_project: Path, tmp_path_factory: pytest.TempPathFactory,
+                    tritonserver_available: None) -> Iterator[object]:
+    """A real tritonserver on a copy of the gelu repository in explicit model control: gelu_block is not loaded."""
+    from trtrepo.serve import TritonServer
+
+    repo = _repository_copy(gelu_project, tmp_path_factory.mktemp("explicit") / "repo")
+    with TritonServer(repo, extra_args=["--model-control-mode=explicit"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gelu_spec_text() -> str:
+    """The model.yaml text of :func:`gelu_project` (``repository: repo``, beside the file), to vary per test."""
+    return textwrap.dedent(GELU_SPEC.format(plugin_src=REPO / "plugin_src"))

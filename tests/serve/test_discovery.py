@@ -72,6 +72,8 @@ def test_command_is_a_plain_repository_launch(tmp_path: Path) -> None:
     (repo / "m" / "plugins").mkdir(parents=True)
     (repo / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "python"\n')
     server = TritonServer(repo)
+    assert server.command == [] and server.http_port == 0 and server.install is None  # constructing does no I/O
+    server.prepare()
     assert server.http_port and server.grpc_port and server.metrics_port
     assert len({server.http_port, server.grpc_port, server.metrics_port}) == 3
     assert "--http-address=127.0.0.1" in server.command and "--grpc-address=127.0.0.1" in server.command
@@ -106,7 +108,12 @@ def _trt_model(repo: Path, name: str, lib: bytes | None) -> dict:
 
 
 def _manifest(repo: Path, models: dict) -> None:
-    records = {name: ServingRecord.from_dict(raw) for name, raw in models.items()}
+    """A manifest recording ``models`` with the files their folders hold now (as a build records them)."""
+    from trtrepo._hashing import hash_tree
+
+    records = {name: ServingRecord.from_dict({**raw, "files": {f"{name}/{rel}": sha for rel, sha
+                                                               in hash_tree(repo / name).items()}})
+               for name, raw in models.items()}
     manifest = Manifest(environment={}, spec_path="", spec_sha256="", device="cpu", models=records)
     (repo / "trtrepo-manifest.json").write_text(json.dumps(manifest.to_dict()))
 
@@ -135,7 +142,7 @@ def test_two_different_libraries_with_one_creator_clash(tmp_path: Path) -> None:
     _manifest(repo, {"a": _trt_model(repo, "a", b"lib v1"), "b": _trt_model(repo, "b", b"lib v2")})
     with pytest.raises(ServeError, match=r"trtrepo::TrtrepoBiasGelu v1 is registered by 2 different libraries: "
                                          r".*/a/plugins/libp.so, .*/b/plugins/libp.so"):
-        TritonServer(repo)
+        TritonServer(repo).prepare()
 
 
 def test_missing_creator_and_missing_library_are_serve_errors(tmp_path: Path) -> None:

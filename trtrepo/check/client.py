@@ -10,15 +10,18 @@ Kept free of parity logic so a load loop (``trtrepo bench``) can reuse :class:`T
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trtrepo.errors import ServeError
 
@@ -27,6 +30,7 @@ LOGGER = logging.getLogger(__name__)
 PROTOCOLS = ("http", "grpc")
 DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
+PROGRESS_EVERY_S = 15.0
 
 
 class RequestFailed(Exception):
@@ -37,7 +41,7 @@ class RequestFailed(Exception):
 class InferResult:
     """Outputs of one request and its round-trip time."""
 
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, NDArray[Any]]
     latency_s: float
 
 
@@ -53,24 +57,33 @@ class TritonClient:
         self.protocol = protocol
         self.url = url
         self.timeout = timeout
-        try:
-            if protocol == "http":
-                import tritonclient.http as module
+        failure = ""
+        # A client whose constructor raised is half-made, and tritonclient's __del__ then prints its own traceback
+        # after our error line: drop it while its "Exception ignored" report is muted.
+        with _quiet_unraisable():
+            try:
+                if protocol == "http":
+                    import tritonclient.http as http_module
 
-                self._client = module.InferenceServerClient(url, connection_timeout=min(CONNECT_TIMEOUT, timeout),
-                                                            network_timeout=timeout)
-            else:
-                import tritonclient.grpc as module  # type: ignore[no-redef]
+                    self._client: Any = http_module.InferenceServerClient(
+                        url, connection_timeout=min(CONNECT_TIMEOUT, timeout), network_timeout=timeout)
+                    self._module: Any = http_module
+                else:
+                    import tritonclient.grpc as grpc_module
 
-                self._client = module.InferenceServerClient(url)
-        except ImportError as exc:
-            from trtrepo.errors import MissingDependencyError
+                    self._client = grpc_module.InferenceServerClient(url)
+                    self._module = grpc_module
+            except ImportError as exc:
+                from trtrepo.errors import MissingDependencyError
 
-            raise MissingDependencyError(f"the {protocol} client needs tritonclient ({exc})",
-                                         hint="pip install 'tritonclient[http,grpc]'") from None
-        except Exception as exc:
-            raise ServeError(f"{protocol} {url}: cannot create a client: {_one_line(exc)}") from None
-        self._module = module
+                raise MissingDependencyError(f"the {protocol} client needs tritonclient ({exc})",
+                                             hint="pip install 'tritonclient[http,grpc]'") from None
+            except Exception as exc:
+                failure = _one_line(exc)
+            if failure:
+                gc.collect()
+        if failure:
+            raise ServeError(f"{protocol} {url}: cannot create a client: {failure}")
 
     # -- health
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
@@ -85,15 +98,41 @@ class TritonClient:
         except Exception:
             return False
 
-    def wait_model_ready(self, model: str, timeout: float) -> None:
-        """Poll until ``model`` is READY.
+    def repository_index(self) -> list[dict[str, str]]:
+        """The server's repository index: one ``{name, version, state, reason}`` per model (version) it knows.
 
         Raises:
-            ServeError: The server is unreachable, or the model is not ready within ``timeout`` seconds.
+            RequestFailed: The server refused the request (e.g. a restricted repository API).
+            ServeError: The server could not be reached.
         """
-        deadline = time.monotonic() + timeout
+        try:
+            if self.protocol == "grpc":
+                raw = self._call("get_model_repository_index", as_json=True)
+                entries = raw.get("models", []) if isinstance(raw, dict) else []
+            else:
+                entries = self._client.get_model_repository_index()
+        except Exception as exc:
+            raise self._error("repository index", exc) from None
+        return [{k: str(e.get(k) or "") for k in ("name", "version", "state", "reason")}
+                for e in entries or [] if isinstance(e, dict)]
+
+    def wait_model_ready(self, model: str, timeout: float, progress: Callable[[str], None] | None = None) -> None:
+        """Wait until ``model`` is READY; say at once when the server does not have it or failed to load it.
+
+        The server's repository index comes first: a model it does not list, or one it lists only as not loaded
+        (UNAVAILABLE with its reason), is an error right away, not after ``timeout``. A model that is loading is
+        polled, with a progress line every ~15 s.
+
+        Raises:
+            ServeError: The server is unreachable, lacks the model, did not load it, or it is not ready within
+                ``timeout`` seconds.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        next_note = started + PROGRESS_EVERY_S
         last = ""
         while True:
+            self._raise_if_absent(model)
             try:
                 if self._call("is_model_ready", model):
                     return
@@ -103,10 +142,41 @@ class TritonClient:
                 if _is_connection_error(exc) and not self.is_server_live():
                     raise ServeError(f"{self.protocol} {self.url}: server not reachable: {last}",
                                      hint="start it with `trtrepo serve`, or check --url-http/--url-grpc") from None
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise ServeError(f"{self.protocol} {self.url}: model {model!r} not ready after {timeout:.0f} s "
-                                 f"({last})", hint="see the server log for why the model did not load")
+                                 f"({last})", hint="see the server log for why the model did not load; "
+                                 "TRTREPO_CHECK_TIMEOUT sets how long to wait")
+            if progress is not None and now >= next_note:
+                next_note = now + PROGRESS_EVERY_S
+                progress(f"  waiting for {model!r} on {self.protocol} {self.url}: {now - started:.0f} s of "
+                         f"{timeout:.0f} s ({last})")
             time.sleep(0.25)
+
+    def _raise_if_absent(self, model: str) -> None:
+        """ServeError when the repository index does not list ``model`` or lists it only as not loaded."""
+        try:
+            index = self.repository_index()
+        except RequestFailed as exc:  # no index here (restricted API): readiness polling alone decides
+            LOGGER.debug("%s %s: no repository index (%s)", self.protocol, self.url, exc)
+            return
+        entries = [e for e in index if e["name"] == model]
+        if not entries:
+            names = sorted({e["name"] for e in index if e["name"]})
+            raise ServeError(f"{self.protocol} {self.url}: the server has no model {model!r} "
+                             f"(it has: {', '.join(names) if names else 'no models'})",
+                             hint="is this the server of this repository? check --url-http/--url-grpc, or serve "
+                             "the repository that holds the model (trtrepo serve <repository>)")
+        states = {e["state"] for e in entries}
+        if states & {"READY", "LOADING"}:
+            return
+        failed = sorted({f"{e['state']}: {e['reason']}" if e["reason"] else e["state"] for e in entries if e["state"]})
+        if failed:
+            raise ServeError(f"{self.protocol} {self.url}: the server did not load model {model!r} "
+                             f"({'; '.join(failed)})", hint="see the server log for why it did not load")
+        raise ServeError(f"{self.protocol} {self.url}: the server has model {model!r} in its repository but has not "
+                         "loaded it", hint=f"load it (POST /v2/repository/models/{model}/load with explicit model "
+                         "control), or start the server without --model-control-mode=explicit")
 
     def model_metadata(self, model: str) -> dict[str, Any]:
         """Model metadata as a dict (``inputs``/``outputs`` with ``name``, ``datatype``, ``shape``)."""
@@ -133,7 +203,7 @@ class TritonClient:
         return requests, executions
 
     # -- inference
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+    def infer(self, model: str, inputs: Mapping[str, NDArray[Any]], outputs: Sequence[str],
               datatypes: Mapping[str, str] | None = None) -> InferResult:
         """One synchronous request.
 
@@ -197,7 +267,7 @@ class TritonClient:
         return RequestFailed(message)
 
 
-def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[Mapping[str, np.ndarray]],
+def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[Mapping[str, NDArray[Any]]],
                        outputs: Sequence[str], datatypes: Mapping[str, str] | None = None,
                        timeout: float = DEFAULT_TIMEOUT) -> list[InferResult | Exception]:
     """Send ``requests`` at the same moment from one thread and one client each (so the batcher merges them).
@@ -209,7 +279,7 @@ def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[M
         return []
     barrier = threading.Barrier(len(requests))
 
-    def one(inputs: Mapping[str, np.ndarray]) -> InferResult | Exception:
+    def one(inputs: Mapping[str, NDArray[Any]]) -> InferResult | Exception:
         try:
             with TritonClient(protocol, url, timeout) as client:
                 # A broken barrier means another thread failed to connect: still send this request.
@@ -224,7 +294,7 @@ def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[M
         return list(pool.map(one, requests))
 
 
-def decode_output(result: Any, name: str, model: str) -> np.ndarray:
+def decode_output(result: Any, name: str, model: str) -> NDArray[Any]:
     """Output ``name`` of a tritonclient (HTTP or gRPC) ``InferResult`` as a numpy array.
 
     A response whose data does not fill the shape it declares (seen: 0 bytes for a ``[1, 64]`` FP32 output from
@@ -299,3 +369,18 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:500]
+
+
+@contextlib.contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """Within the block, exceptions Python cannot raise (from ``__del__``) go to the debug log, not stderr."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        LOGGER.debug("ignored in %r: %s", unraisable.object, unraisable.exc_value)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous

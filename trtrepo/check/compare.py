@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 LOGGER = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class OutputResult:
         return out
 
 
-def compare(name: str, actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> OutputResult:
+def compare(name: str, actual: NDArray[Any], expected: NDArray[Any], atol: float, rtol: float) -> OutputResult:
     """Compare ``actual`` (served) with ``expected`` (eager) elementwise.
 
     Args:
@@ -145,5 +146,5 @@ def _violation_message(count: int, size: int, index: tuple[int, ...], a: float, 
             f"served {a:.6g} vs eager {e:.6g} (|diff| {abs(a - e):.3g})")
 
 
-def _dtype_name(dtype: np.dtype) -> str:
+def _dtype_name(dtype: np.dtype[Any]) -> str:
     return str(dtype.name if hasattr(dtype, "name") else dtype)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from trtrepo import dtypes
 
@@ -43,7 +44,7 @@ class InputCase:
     """
 
     name: str
-    arrays: Mapping[str, np.ndarray]
+    arrays: Mapping[str, NDArray[Any]]
     group: str = ""
 
     @property
@@ -107,7 +108,7 @@ def random_shapes(model: ModelSpec, rng: np.random.Generator) -> dict[str, tuple
     return shapes
 
 
-def to_torch(array: np.ndarray, dtype: str, device: str = "cpu") -> torch.Tensor:
+def to_torch(array: NDArray[Any], dtype: str, device: str = "cpu") -> torch.Tensor:
     """Numpy array of an input case → torch tensor of trtrepo dtype ``dtype`` (bf16 bit-exact)."""
     import torch
 
@@ -117,7 +118,7 @@ def to_torch(array: np.ndarray, dtype: str, device: str = "cpu") -> torch.Tensor
     return torch.from_numpy(np.ascontiguousarray(array).copy()).to(device)
 
 
-def to_numpy(tensor: Any) -> np.ndarray:
+def to_numpy(tensor: Any) -> NDArray[Any]:
     """Eager output tensor → numpy (bf16 → ``ml_dtypes.bfloat16``, as tritonclient returns BF16)."""
     import torch
 
@@ -125,12 +126,12 @@ def to_numpy(tensor: Any) -> np.ndarray:
     if value.dtype == torch.bfloat16:
         bits = value.view(torch.int16).numpy().view(np.uint16)
         bf16 = _bfloat16()
-        return bits.view(bf16) if bf16 is not None else value.float().numpy()
-    return value.numpy()
+        return np.asarray(bits.view(bf16) if bf16 is not None else value.float().numpy())
+    return np.asarray(value.numpy())
 
 
 def _arrays(tensors: tuple[TensorSpec, ...], shapes: Mapping[str, tuple[int, ...]],
-            rng: np.random.Generator) -> dict[str, np.ndarray]:
+            rng: np.random.Generator) -> dict[str, NDArray[Any]]:
     out = {}
     for t in tensors:
         shape = tuple(shapes[t.name])
