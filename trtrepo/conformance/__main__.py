@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--small", action="store_true", help="the few shapes for compute-sanitizer")
     run.add_argument("--no-gpu", action="store_true", help="plan and check without launching (as without a GPU)")
     run.add_argument("--no-int32", action="store_true", help="leave out the 2^31-element cases")
+    run.add_argument("--no-stream-gate", action="store_true",
+                     help="do not hold the enqueue stream shut (under compute-sanitizer, which may serialize launches)")
     run.add_argument("--out", type=Path, required=True, help="folder for conformance.json / conformance.txt")
     run.add_argument("--work", type=Path, help="folder for case files, records and data (default OUT/work)")
     broken = sub.add_parser("broken", help="write a deliberately broken copy of an op folder")
@@ -62,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = Options(sources=tuple(args.source), headers=tuple(args.headers),
                           work=args.work or args.out / "work", examples=tuple(args.examples),
                           lanes=tuple(x.strip() for x in args.lanes.split(",") if x.strip()), small=args.small,
-                          gpu=False if args.no_gpu else None, int32=not args.no_int32)
+                          gpu=False if args.no_gpu else None, int32=not args.no_int32,
+                          stream_gate=not args.no_stream_gate)
         report = run_conformance(options, progress=lambda line: print(line, file=sys.stderr, flush=True))
         json_path, _ = write_report(report, args.out)
         print(report.table())

@@ -35,8 +35,10 @@ MISALIGNED: tuple[tuple[tuple[int, ...], int], ...] = (((7,), 3), ((5,), 8), ((9
 SMALL: tuple[tuple[tuple[int, ...], int], ...] = (((3,), 1), ((5,), 8), ((3,), 127), ((4,), 1024), ((3,), 1025),
                                                   ((2,), 4096), ((2,), 8193))
 # Float attributes at other values than their default: bit patterns that must reach the kernel unchanged (an exact
-# binary fraction, a float32 subnormal, zero).
+# binary fraction, a float32 subnormal, zero). Int and bool attributes at a few values.
 FLOAT_VALUES: tuple[float, ...] = (1.0e-5, 0.25, 3.0e-39, 0.0)
+INT_VALUES: tuple[int, ...] = (1, 3, 5)
+BOOL_VALUES: tuple[bool, ...] = (False, True)
 # The int32 edge: just below 2^31 elements and exactly 2^31 (run in fp16 only: 4 GiB per tensor).
 INT32_DTYPES = ("fp16",)
 EDGE_COLS = 1024
@@ -109,10 +111,10 @@ def spread_cases(desc: OpDescription, *, small: bool = False) -> list[ShapeCase]
         return [_pattern_case(desc, "small", lead, last) for lead, last in SMALL]
     out = [_pattern_case(desc, "spread", lead, last) for lead, last in SPREAD]
     out += [_pattern_case(desc, "spread", lead, last, misaligned=True) for lead, last in MISALIGNED]
-    floats = [a.name for a in desc.attributes if a.type == "float"]
-    for name in floats:
-        for value in FLOAT_VALUES:
-            out.append(_pattern_case(desc, "spread", (33,), 127, {name: value}))
+    values: dict[str, tuple[Any, ...]] = {"float": FLOAT_VALUES, "int": INT_VALUES, "bool": BOOL_VALUES}
+    for attr in desc.attributes:
+        for value in values[attr.type]:
+            out.append(_pattern_case(desc, "spread", (33,), 127, {attr.name: value}))
     return out
 
 

@@ -48,6 +48,8 @@ class Options:
         small: The few shapes for compute-sanitizer (no examples, no int32 edge).
         gpu: Launch / enqueue on the GPU; None: when CUDA torch sees one.
         int32: Include the int32-edge cases (2^31 elements).
+        stream_gate: Check that enqueue's work waits for its stream (off under compute-sanitizer).
+        facts: Extra facts for the report.
     """
 
     sources: tuple[Path, ...]
@@ -58,6 +60,7 @@ class Options:
     small: bool = False
     gpu: bool | None = None
     int32: bool = True
+    stream_gate: bool = True
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,13 +164,17 @@ def run_conformance(options: Options, progress: Progress = LOGGER.info) -> Repor
         if not options.headers:
             report.skipped.append("host lane: no TensorRT header folder given (--headers)")
         for include in options.headers:
-            report.extend(_host_lane(options, Path(include), built.descriptions, cases, gpu, progress))
+            checks, facts = _host_lane(options, Path(include), built.descriptions, cases, gpu, progress)
+            report.extend(checks)
+            report.facts.setdefault("host", {})[facts["tensorrt"]] = facts
+        if gpu and not options.stream_gate:
+            report.skipped.append("enqueue_on_given_stream: the stream gate is off (--no-stream-gate)")
     report.facts["seconds"] = round(time.monotonic() - start, 1)
     return report
 
 
 def _host_lane(options: Options, include: Path, descriptions: Any, cases: Sequence[ShapeCase], gpu: bool,
-               progress: Progress) -> list[Check]:
+               progress: Progress) -> tuple[list[Check], dict[str, Any]]:
     from trtrepo.conformance.host import build_host, expr_selftest, library_checks, run_host_lane
     from trtrepo.ops import toolchain
     from trtrepo.ops.build import build_ops
@@ -184,5 +191,7 @@ def _host_lane(options: Options, include: Path, descriptions: Any, cases: Sequen
     checks = library_checks(built.trt_plugin_library, descriptions, version)
     checks += expr_selftest(host, work, version)
     checks += run_host_lane(descriptions, built.trt_plugin_library, host, version, cases, work, enqueue=gpu,
-                            progress=progress)
-    return checks
+                            stream_gate=options.stream_gate, progress=progress)
+    facts = {"tensorrt": version, "headers": str(include.resolve()), "plugin_library": str(built.trt_plugin_library),
+             "host": str(host), "werror": settings.plugin_werror(), "enqueue": gpu}
+    return checks, facts

@@ -2,7 +2,7 @@
 // TensorRT does, without TensorRT. Built by trtrepo.conformance.host (trtrepo's own build steps) against the same
 // TensorRT headers as the library; links no libnvinfer.
 //
-//   trtrepo_conformance_host --cases CASES --records RECORDS [--enqueue]
+//   trtrepo_conformance_host --cases CASES --records RECORDS [--enqueue [--no-stream-gate]]
 //   trtrepo_conformance_host --expr-selftest OPS --records RECORDS
 //
 // The library is loaded with dlopen only; its creators are found through the exported getCreators (and through the
@@ -10,7 +10,8 @@
 // registry, createPlugin(BUILD) from the field collection a Torch-TensorRT converter builds, then in TensorRT's order
 // getNbOutputs, getOutputDataTypes, getOutputShapes (the host's IExprBuilder, host_expr.h), supportsFormatCombination
 // over every dtype x format, configurePlugin, getWorkspaceSize, getFieldsToSerialize -> createPlugin(RUNTIME), clone,
-// attachToContext, onShapeChange and, with --enqueue, enqueue on device buffers on a non-blocking stream. Every
+// attachToContext, onShapeChange and, with --enqueue, enqueue on device buffers on a non-blocking stream (held shut
+// by a host function until enqueue returned, unless --no-stream-gate: compute-sanitizer may serialize launches). Every
 // observation is one JSON line in RECORDS; trtrepo.conformance.host judges them. The exit status is 0 when the host
 // ran to the end (whatever the plugin did), 2 for a malformed case file, 3 when the library does not load.
 #include <NvInferRuntime.h>
@@ -319,8 +320,8 @@ std::string dimsJson(std::vector<std::vector<int64_t>> const& shapes) {
 
 class Runner {
  public:
-  Runner(Records& records, HostLoggerFinder& finder, bool enqueue)
-      : mRecords(records), mFinder(finder), mEnqueue(enqueue) {}
+  Runner(Records& records, HostLoggerFinder& finder, bool enqueue, bool gate)
+      : mRecords(records), mFinder(finder), mEnqueue(enqueue), mGate(gate) {}
 
   void run(Case const& c, std::vector<nvinfer1::IPluginCreatorInterface*> const& exported) {
     mCase = &c;
@@ -648,12 +649,12 @@ class Runner {
     }
 
     std::atomic<int> gate{0};
-    check(cudaLaunchHostFunc(stream, waitForGate, &gate), "cudaLaunchHostFunc");
+    if (mGate) check(cudaLaunchHostFunc(stream, waitForGate, &gate), "cudaLaunchHostFunc");
     int32_t const rc = rt.enqueue(inDesc.data(), outDesc.data(), inPtrs.data(), outPtrs.data(), workspace, stream);
     cudaError_t const launch = cudaGetLastError();
     // While the stream is shut, the legacy default stream and a side stream see the outputs still poisoned.
     bool early = false;
-    if (!outBytes.empty() && outBytes[0] > 0) {
+    if (mGate && !outBytes.empty() && outBytes[0] > 0) {
       std::vector<unsigned char> probe(outBytes[0]);
       check(cudaStreamSynchronize(nullptr), "cudaStreamSynchronize(0)");
       check(cudaMemcpyAsync(probe.data(), outPtrs[0], probe.size(), cudaMemcpyDeviceToHost, side), "cudaMemcpyAsync");
@@ -685,7 +686,8 @@ class Runner {
       inputsKept = inputsKept && back == hostIn[i];
     }
     rec.flag("ran", true).num("rc", rc).str("launch_error", cudaGetErrorString(launch))
-        .str("error_after_sync", cudaGetErrorString(after)).flag("stream_ordered", !early)
+        .str("error_after_sync", cudaGetErrorString(after))
+        .raw("stream_ordered", mGate ? (early ? "false" : "true") : "null")
         .flag("gate_timed_out", gateTimedOut).flag("guards_intact", guards).flag("inputs_unchanged", inputsKept)
         .flag("misaligned", c.misalign).str("host_error", error)
         .raw("outputs", list(written, [](std::string const& s) { return quote(s); }));
@@ -702,6 +704,7 @@ class Runner {
   Records& mRecords;
   HostLoggerFinder& mFinder;
   bool mEnqueue;
+  bool mGate;
   Case const* mCase = nullptr;
 };
 
@@ -738,7 +741,7 @@ int exprSelftest(char const* path, Records& records) {
 using GetCreators = nvinfer1::IPluginCreatorInterface* const* (*)(int32_t&);
 using SetLoggerFinder = void (*)(nvinfer1::ILoggerFinder*);
 
-int run(Plan const& plan, Records& records, bool enqueue) {
+int run(Plan const& plan, Records& records, bool enqueue, bool gate) {
   records.emit(Json().str("event", "host").str("tensorrt", std::to_string(NV_TENSORRT_MAJOR) + "." +
                                                                std::to_string(NV_TENSORRT_MINOR) + "." +
                                                                std::to_string(NV_TENSORRT_PATCH))
@@ -795,7 +798,7 @@ int run(Plan const& plan, Records& records, bool enqueue) {
       .num("loadLibrary_calls", static_cast<int64_t>(registry.loadLibraryCalls.size()));
   records.emit(load);
 
-  Runner runner(records, finder, enqueue);
+  Runner runner(records, finder, enqueue, gate);
   for (auto const& c : plan.cases) runner.run(c, exported);
   records.emit(Json().str("event", "done").num("cases", static_cast<int64_t>(plan.cases.size()))
                    .num("logger_finder_calls", finder.calls));
@@ -810,6 +813,7 @@ int main(int argc, char** argv) {
   char const* records = nullptr;
   char const* selftest = nullptr;
   bool enqueue = false;
+  bool gate = true;
   for (int i = 1; i < argc; ++i) {
     std::string const a = argv[i];
     if (a == "--cases" && i + 1 < argc) {
@@ -820,8 +824,11 @@ int main(int argc, char** argv) {
       selftest = argv[++i];
     } else if (a == "--enqueue") {
       enqueue = true;
+    } else if (a == "--no-stream-gate") {
+      gate = false;
     } else {
-      std::fprintf(stderr, "usage: %s (--cases FILE [--enqueue] | --expr-selftest FILE) --records FILE\n", argv[0]);
+      std::fprintf(stderr, "usage: %s (--cases FILE [--enqueue [--no-stream-gate]] | --expr-selftest FILE) "
+                   "--records FILE\n", argv[0]);
       return 2;
     }
   }
@@ -836,7 +843,8 @@ int main(int argc, char** argv) {
   }
   trtrepo_conformance::Records sink(out);
   int const rc = selftest != nullptr ? trtrepo_conformance::exprSelftest(selftest, sink)
-                                     : trtrepo_conformance::run(trtrepo_conformance::parsePlan(cases), sink, enqueue);
+                                     : trtrepo_conformance::run(trtrepo_conformance::parsePlan(cases), sink, enqueue,
+                                                                gate);
   std::fclose(out);
   return rc;
 }
