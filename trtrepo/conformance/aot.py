@@ -220,8 +220,15 @@ def _plan_group(desc: OpDescription, captured: qdp.Captured, dtype: str, group: 
 
 
 # ------------------------------------------------------------------------------------------------------ GPU
-def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info) -> list[Check]:
+def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info, *, device: str = "cuda",
+            driver: Any = None) -> list[Check]:
     """Launch every planned, unrefused launch on the GPU and compare with the eager op (see the module docstring).
+
+    Args:
+        launches: From :func:`plan_aot`.
+        progress: One-line progress messages.
+        device: ``cuda``; ``cpu`` only with a stand-in ``driver`` (the harness's own tests of this plumbing).
+        driver: The CUDA driver (:class:`trtrepo.conformance.driver.Driver`, made here when None).
 
     Raises:
         MissingDependencyError: No CUDA driver / CUDA torch.
@@ -233,13 +240,16 @@ def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info) -> 
     from trtrepo.conformance.tensors import eager, guarded_output, make_inputs
 
     deps.require("torch", "the AOT launches")
-    if not torch.cuda.is_available():
-        from trtrepo.errors import MissingDependencyError
+    cuda = device == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            from trtrepo.errors import MissingDependencyError
 
-        raise MissingDependencyError("the AOT launches need a CUDA GPU visible to torch",
-                                     hint=deps.INSTALL_HINTS.get("cuda_torch"))
-    torch.zeros(1, device="cuda")  # torch's context first: the driver then finds it current
-    driver = Driver()
+            raise MissingDependencyError("the AOT launches need a CUDA GPU visible to torch",
+                                         hint=deps.INSTALL_HINTS.get("cuda_torch"))
+        torch.zeros(1, device="cuda")  # torch's context first: the driver then finds it current
+    if driver is None:
+        driver = Driver()
     modules: dict[bytes, int] = {}
     functions: dict[tuple[int, str], int] = {}
     checks: list[Check] = []
@@ -254,15 +264,19 @@ def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info) -> 
             key = (modules[launch.ptx], launch.entry)
             if key not in functions:
                 functions[key] = driver.function(*key)
-            inputs = make_inputs(desc, case, dtype, "cuda")
-            outputs = [guarded_output(s, d, "cuda", case.misaligned)
+            inputs = make_inputs(desc, case, dtype, device)
+            outputs = [guarded_output(s, d, device, case.misaligned)
                        for s, d in zip(launch.output_shapes, launch.output_dtypes, strict=True)]
+            # TensorRT's AOT order: input pointers, the extra scalars, output pointers
             args = [*(t.data_ptr() for t in inputs), *launch.scalars, *(o.tensor.data_ptr() for o in outputs)]
-            stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
-            stream.wait_stream(torch.cuda.current_stream())
-            driver.launch(functions[key], launch.grid, launch.block, launch.shared_memory, stream.cuda_stream,
+            stream = torch.cuda.Stream() if cuda else None  # type: ignore[no-untyped-call]
+            if stream is not None:
+                stream.wait_stream(torch.cuda.current_stream())
+            driver.launch(functions[key], launch.grid, launch.block, launch.shared_memory,
+                          stream.cuda_stream if stream is not None else 0,
                           [Arg(t, int(v)) for t, v in zip(launch.param_types, args, strict=True)])
-            stream.synchronize()
+            if stream is not None:
+                stream.synchronize()
         except (DriverError, RuntimeError) as exc:
             checks.append(_check(desc, dtype, case, "launch", False, f"{type(exc).__name__}: {exc}"))
             continue
@@ -279,7 +293,8 @@ def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info) -> 
             note = f" (vs the aten decomposition: the eager op refuses this size: {first[:120]})"
             result = desc.load_decomposition()(*inputs, *(case.attributes[a.name] for a in desc.attributes))
             want = list(result) if isinstance(result, (tuple, list)) else [result]
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
         tol = tolerance(dtype)
         for rule, got, ref in zip(desc.outputs, outputs, want, strict=True):
             ok, max_abs, max_rel, detail = compare(got.tensor, ref, tol["rtol"], tol["atol"])
@@ -290,7 +305,7 @@ def run_aot(launches: Sequence[AotLaunch], progress: Progress = LOGGER.info) -> 
         checks.append(_check(desc, dtype, case, "no_write_outside_outputs", guards,
                              "guard bytes intact" if guards else "bytes before or after an output were written"))
         del inputs, outputs, want
-        if case.elements > 1 << 26:
+        if cuda and case.elements > 1 << 26:
             torch.cuda.empty_cache()
     for module in modules.values():
         driver.unload(module)

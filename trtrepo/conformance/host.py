@@ -368,9 +368,13 @@ def _judge_case(hc: HostCase, ev: Mapping[str, list[dict[str, Any]]], tensorrt: 
               f"{shapes['invalid_operations']}; op.yaml {want} constant {const}")
     formats = one("formats")
     if formats is not None:
-        n = len(desc.inputs) + len(desc.outputs)
-        kinds = sorted(trt_datatype(d) for d in desc.dtypes)
-        want_acc = {(0, -1, t, LINEAR) for t in kinds} | {(p, t, t, LINEAR) for t in kinds for p in range(1, n)}
+        n_in, n = len(desc.inputs), len(desc.inputs) + len(desc.outputs)
+        # inputs: one op.yaml dtype, all alike (the kernels take one element type); outputs: op.yaml's dtype rule
+        want_acc = {(0, -1, trt_datatype(d), LINEAR) for d in desc.dtypes}
+        for d in desc.dtypes:
+            outs = desc.output_dtypes([d] * n_in)
+            want_acc |= {(p, trt_datatype(d), trt_datatype(d if p < n_in else outs[p - n_in]), LINEAR)
+                         for p in range(1, n)}
         got_acc = {tuple(a) for a in formats["accepted"]}
         extra, missing = sorted(got_acc - want_acc), sorted(want_acc - got_acc)
         check("supports_format_combination", not extra and not missing and not formats["out_of_range_accepted"],
