@@ -49,8 +49,8 @@ if [ ${#HEADERS[@]} -lt 2 ]; then
 fi
 LATEST=$(ls -d "$REPO"/.trt_headers/*/include | sort -V | tail -1)
 SOURCES=(--source plugin_src --source tests/conformance/ops)
-EXAMPLES=(--examples examples/gelu_block/model.yaml --examples examples/seq_block/model.yaml
-          --examples examples/annotated/model.yaml)
+EXAMPLES=()
+for spec in examples/*/model.yaml; do EXAMPLES+=(--examples "$spec"); done
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1; nvcc --version | tail -1
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   echo "headers: ${HEADERS[*]}"; } > "$R/environment.txt" 2>&1

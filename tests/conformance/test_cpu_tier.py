@@ -15,6 +15,7 @@ import pytest
 from trtrepo import deps
 from trtrepo.conformance import host
 from trtrepo.conformance.run import header_version
+from trtrepo.ops.description import discover_ops
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_SRC = REPO / "plugin_src"
@@ -45,7 +46,8 @@ def test_cpu_tier_over_every_header_version(run_cli: Cli, trt_headers: list[Path
     versions = sorted(header_version(inc) for inc in trt_headers)
     assert sorted(data["facts"]["host"]) == versions
     checks = data["checks"]
-    ops = {"trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm", "trtrepo_conf::chunk_sum"}
+    ops = set(discover_ops([PLUGIN_SRC, TEST_OPS]))
+    assert {"trtrepo::bias_gelu", "trtrepo::fused_add_rms_norm", "trtrepo_conf::chunk_sum"} <= ops
     for version in versions:
         mine = [c for c in checks if c["tensorrt"] == version]
         for op in ops:

@@ -1,29 +1,11 @@
 // trtrepo_conf::chunk_sum as a TensorRT plugin (test op of trtrepo.conformance).
 #include "chunk_sum_plugin.h"
 
-#include <cstring>
 #include <new>
 
 #include "chunk_sum_kernel.h"
 
 namespace trtrepo_conf {
-
-namespace {
-
-// An INT32 field of one value; absent: `out` unchanged, true.
-bool readIntField(nvinfer1::PluginFieldCollection const* fc, char const* name, int32_t& out) noexcept {
-  if (fc == nullptr) return true;
-  for (int32_t i = 0; i < fc->nbFields; ++i) {
-    nvinfer1::PluginField const& field = fc->fields[i];
-    if (field.name == nullptr || std::strcmp(field.name, name) != 0) continue;
-    if (field.data == nullptr || field.length != 1 || field.type != nvinfer1::PluginFieldType::kINT32) return false;
-    out = *static_cast<int32_t const*>(field.data);
-    return true;
-  }
-  return true;
-}
-
-}  // namespace
 
 void ChunkSumPlugin::fieldNames(std::vector<nvinfer1::PluginField>& fields) {
   fields.clear();
@@ -32,7 +14,7 @@ void ChunkSumPlugin::fieldNames(std::vector<nvinfer1::PluginField>& fields) {
 
 ChunkSumPlugin* ChunkSumPlugin::create(nvinfer1::PluginFieldCollection const* fc) noexcept {
   int32_t k = kDefaultK;
-  if (!readIntField(fc, "k", k) || k < 1) {
+  if (!trtrepo::trt::readIntField(fc, "k", k) || k < 1) {
     trtrepo::trt::logError("TrtrepoConfChunkSum: field k must be one INT32 >= 1");
     return nullptr;
   }
