@@ -100,6 +100,8 @@ def test_broken_copies(kind: str, tmp_path: Path) -> None:
     changed = [p.name for p in sorted(op.iterdir()) if p.is_file()
                and p.read_bytes() != (original / p.name).read_bytes()]
     assert changed == (["op.yaml"] if kind == "swapped-scalars" else [f"{op.name}_plugin.cpp"])
+    others = [p for p in sorted((REPO / "plugin_src").iterdir()) if (p / "op.yaml").is_file() and p.name != op.name]
+    assert others and all((root / p.name / "op.yaml").read_bytes() == (p / "op.yaml").read_bytes() for p in others)
     if kind == "swapped-scalars":
         from trtrepo.ops.description import load_op_description
 

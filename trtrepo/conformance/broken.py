@@ -1,7 +1,8 @@
 """Deliberately broken copies of an op folder: the harness must fail on each (proof that it can).
 
-Each kind copies one op folder of a plugin root into a new plugin root and changes one thing; the original is never
-touched. The copy keeps the op's name, so it runs in a process of its own (one definition of an op per process).
+Each kind copies a plugin root (every op folder) into a new one and changes one thing in one op; the original is never
+touched. The copies keep the ops' names, so they run in a process of their own (one definition of an op per
+process); the unchanged files hit the build cache of the original (its keys are the files' contents).
 
 * ``swapped-scalars``: op.yaml's first two ``kernel.scalars`` swapped (bias_gelu: entry(x, bias, cols, n, out)). Only
   the AOT launch on the GPU can see it: the PTX, the C++ plugin and the eager op are unchanged.
@@ -61,7 +62,7 @@ _MAKERS: dict[str, Callable[[Path], None]] = {"swapped-scalars": _swap_scalars, 
 
 
 def make_broken(kind: str, plugin_root: Path, dest: Path, op_folder: str | None = None) -> Path:
-    """Copy ``<plugin_root>/<op_folder>`` to ``<dest>/<op_folder>`` and break it; returns ``dest`` (a plugin root).
+    """Copy every op folder of ``plugin_root`` to ``dest`` and break ``<dest>/<op_folder>``; returns ``dest``.
 
     Raises:
         SpecError: Unknown kind, missing op folder, or the text to change is not in the copy.
@@ -69,12 +70,14 @@ def make_broken(kind: str, plugin_root: Path, dest: Path, op_folder: str | None 
     if kind not in _MAKERS:
         raise SpecError(f"broken case {kind!r} is not one of {', '.join(KINDS)}")
     name = op_folder or DEFAULT_OP[kind]
-    source = Path(plugin_root) / name
-    if not (source / "op.yaml").is_file():
-        raise SpecError(f"{source}: no op folder (op.yaml) to copy")
-    target = Path(dest) / name
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-    _MAKERS[kind](target)
-    return Path(dest)
+    root = Path(plugin_root)
+    if not (root / name / "op.yaml").is_file():
+        raise SpecError(f"{root / name}: no op folder (op.yaml) to copy")
+    dest = Path(dest)
+    for folder in sorted(p for p in root.iterdir() if (p / "op.yaml").is_file()):
+        target = dest / folder.name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__"))
+    _MAKERS[kind](dest / name)
+    return dest

@@ -119,13 +119,14 @@ def spread_cases(desc: OpDescription, *, small: bool = False) -> list[ShapeCase]
 
 
 def int32_cases(desc: OpDescription) -> list[ShapeCase]:
-    """Just below 2^31 elements in the first input and exactly 2^31: where a kernel scalar does not fit int32
+    """The first input at 2^31 - 2048 elements and at exactly 2^31: where a kernel scalar does not fit int32
     trtrepo must refuse the launch; where every scalar fits, the launch must compute the right answer."""
     if not desc.has_patterns:
         return []
-    below = INT32_LIMIT // EDGE_COLS - 2
-    return [_pattern_case(desc, "int32", (below,), EDGE_COLS),
-            _pattern_case(desc, "int32", (INT32_LIMIT // EDGE_COLS,), EDGE_COLS)]
+    width = _pattern_case(desc, "int32", (1,), EDGE_COLS).shapes[0][-1]  # the first input's last dim (2*H: 2048)
+    rows = INT32_LIMIT // width
+    return [_pattern_case(desc, "int32", (rows - max(1, 2048 // width),), EDGE_COLS),
+            _pattern_case(desc, "int32", (rows,), EDGE_COLS)]
 
 
 # ------------------------------------------------------------------------------------------------ profile cases

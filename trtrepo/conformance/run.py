@@ -49,6 +49,7 @@ class Options:
         gpu: Launch / enqueue on the GPU; None: when CUDA torch sees one.
         int32: Include the int32-edge cases (2^31 elements).
         stream_gate: Check that enqueue's work waits for its stream (off under compute-sanitizer).
+        build_only: Build everything (op library, PTX, plugin libraries, hosts) and check nothing.
         facts: Extra facts for the report.
     """
 
@@ -61,6 +62,7 @@ class Options:
     gpu: bool | None = None
     int32: bool = True
     stream_gate: bool = True
+    build_only: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +145,18 @@ def run_conformance(options: Options, progress: Progress = LOGGER.info) -> Repor
                          "small": options.small, "scope": "run through the conformance host and a tensorrt.plugin "
                          "stand-in, not TensorRT (docs/conformance.md)"})
     built = build_ops(list(options.sources), cache, with_cuda=gpu, progress=progress)
+    if options.build_only:
+        from trtrepo.conformance.host import build_host
+        from trtrepo.ops import toolchain
+
+        for include in options.headers:
+            with _tensorrt_include(Path(include)):
+                build_ops(list(options.sources), cache, with_cuda=gpu, tensorrt=True, progress=progress)
+            build_host(toolchain.TensorRTHeaders(Path(include).resolve(), header_version(Path(include))), cache,
+                       progress)
+        report.facts["build_only"] = True
+        report.facts["seconds"] = round(time.monotonic() - start, 1)
+        return report
     load_ops(built)
     cases = collect_cases(dict(built.descriptions), options)
     report.facts["ops"] = sorted(built.descriptions)
