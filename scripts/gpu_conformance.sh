@@ -25,7 +25,9 @@ PY=${PYTHON:-python3}
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-540}
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 # the staged extras (pyyaml among them) of shared/device/README.md and scripts/gpu_stage_extras.sh, when present
-[ -d /tmp/devsite ] && case ":$PYTHONPATH:" in *:/tmp/devsite:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/devsite";; esac
+if [ -d /tmp/devsite ]; then
+  case ":$PYTHONPATH:" in *:/tmp/devsite:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/devsite";; esac
+fi
 export TRTREPO_CACHE_DIR=${TRTREPO_CACHE_DIR:-/tmp/trtrepo_gpu_cache}
 export TRTREPO_PLUGIN_WERROR=1
 export PYTHONUNBUFFERED=1
@@ -38,7 +40,9 @@ phases=("$@"); [ ${#phases[@]} -gt 0 ] || phases=(full broken memcheck)
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
 # CONFORMANCE_CPU_SMOKE=1: run the plumbing on a machine without a GPU (the GPU-only checks then cannot pass)
-if ! $PY -c "import yaml, torch, os; assert torch.cuda.is_available() or os.environ.get('CONFORMANCE_CPU_SMOKE'), 'no CUDA GPU visible to torch'" 2>"$R/probe.err"; then
+PROBE="import yaml, torch, os
+assert torch.cuda.is_available() or os.environ.get('CONFORMANCE_CPU_SMOKE'), 'no CUDA GPU visible to torch'"
+if ! $PY -c "$PROBE" 2>"$R/probe.err"; then
   note "environment: $(tail -1 "$R/probe.err") (pyyaml and CUDA torch are needed; carry the pyyaml wheel)"
   echo FAIL; exit 1
 fi
@@ -47,7 +51,8 @@ for inc in "$REPO"/.trt_headers/*/include; do
   [ -f "$inc/NvInferRuntime.h" ] && HEADERS+=(--headers "$inc")
 done
 if [ ${#HEADERS[@]} -lt 2 ]; then
-  note "TensorRT headers: need two versions in .trt_headers/<version>/include, found ${#HEADERS[@]} (carry .trt_headers)"
+  note "TensorRT headers: need two versions in .trt_headers/<version>/include, found ${#HEADERS[@]}" \
+    "(carry .trt_headers)"
   echo FAIL; exit 1
 fi
 LATEST=$(ls -d "$REPO"/.trt_headers/*/include | sort -V | tail -1)
@@ -101,20 +106,23 @@ for phase in "${phases[@]}"; do
         --out "$R/full" --work "$WORK/full"
       cp "$R/full/conformance.json" "$R/full/conformance.txt" "$OUT/" 2>/dev/null ;;
     broken)
-      # Each copy is the whole plugin root with one op broken: the unchanged sources hit the full run's build cache.
+      # Each copy is the whole plugin root with one op broken, in a folder named like it (the op library is named after
+      # its root): the unchanged sources hit the full run's build cache.
       for kind in swapped-scalars wrong-dtype bad-serialization; do
-        $PY -m trtrepo.conformance broken "$kind" --source plugin_src --to "$WORK/broken-$kind/src" > /dev/null \
-          || { note "broken $kind: could not be made"; status=1; continue; }
+        $PY -m trtrepo.conformance broken "$kind" --source plugin_src --to "$WORK/broken-$kind/plugin_src" \
+          > /dev/null || { note "broken $kind: could not be made"; status=1; continue; }
       done
-      run broken-swapped-scalars 1 $PY -m trtrepo.conformance run --source "$WORK/broken-swapped-scalars/src" \
+      run broken-swapped-scalars 1 $PY -m trtrepo.conformance run \
+        --source "$WORK/broken-swapped-scalars/plugin_src" \
         --source tests/conformance/ops --lanes aot --small --out "$R/broken-swapped-scalars" \
         --work "$WORK/broken-swapped-scalars/work"
       expect_failures "$R/broken-swapped-scalars/conformance.json" aot matches_eager trtrepo::bias_gelu
-      run broken-wrong-dtype 1 $PY -m trtrepo.conformance run --source "$WORK/broken-wrong-dtype/src" \
+      run broken-wrong-dtype 1 $PY -m trtrepo.conformance run --source "$WORK/broken-wrong-dtype/plugin_src" \
         --source tests/conformance/ops --headers "$LATEST" --lanes host --small --out "$R/broken-wrong-dtype" \
         --work "$WORK/broken-wrong-dtype/work"
       expect_failures "$R/broken-wrong-dtype/conformance.json" host matches_eager trtrepo::bias_gelu bf16
-      run broken-bad-serialization 1 $PY -m trtrepo.conformance run --source "$WORK/broken-bad-serialization/src" \
+      run broken-bad-serialization 1 $PY -m trtrepo.conformance run \
+        --source "$WORK/broken-bad-serialization/plugin_src" \
         --source tests/conformance/ops --headers "$LATEST" --lanes host --out "$R/broken-bad-serialization" \
         --work "$WORK/broken-bad-serialization/work"
       expect_failures "$R/broken-bad-serialization/conformance.json" host fields_to_serialize \

@@ -74,9 +74,9 @@ def test_cpu_tier_over_every_header_version(run_cli: Cli, trt_headers: list[Path
 
 
 def test_bad_serialization_is_caught_without_a_gpu(run_cli: Cli, trt_headers: list[Path], tmp_path: Path) -> None:
-    made = run_cli("broken", "bad-serialization", "--source", PLUGIN_SRC, "--to", tmp_path / "src")
+    made = run_cli("broken", "bad-serialization", "--source", PLUGIN_SRC, "--to", tmp_path / "plugin_src")
     assert made.returncode == 0, made.stderr
-    proc = run_cli("run", "--source", tmp_path / "src", "--headers", trt_headers[-1], "--lanes", "host",
+    proc = run_cli("run", "--source", tmp_path / "plugin_src", "--headers", trt_headers[-1], "--lanes", "host",
                    "--out", tmp_path / "out")
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads((tmp_path / "out" / "conformance.json").read_text())

@@ -44,16 +44,18 @@ def test_gpu_lanes_pass(run_cli: Cli, trt_headers: list[Path], tmp_path: Path) -
 
 
 def test_swapped_scalars_fail_the_aot_launch(run_cli: Cli, tmp_path: Path) -> None:
-    assert run_cli("broken", "swapped-scalars", "--source", PLUGIN_SRC, "--to", tmp_path / "src").returncode == 0
-    proc = run_cli("run", "--source", tmp_path / "src", "--lanes", "aot", "--no-int32", "--out", tmp_path / "out")
+    root = tmp_path / "plugin_src"  # named like the original: its unchanged ops hit the build cache
+    assert run_cli("broken", "swapped-scalars", "--source", PLUGIN_SRC, "--to", root).returncode == 0
+    proc = run_cli("run", "--source", root, "--lanes", "aot", "--no-int32", "--out", tmp_path / "out")
     assert proc.returncode == 1, proc.stdout[-2000:]
     failed = _report(tmp_path / "out")["failures"]
     assert failed and {(c["lane"], c["check"]) for c in failed} == {("aot", "matches_eager[out]")}
 
 
 def test_wrong_dtype_dispatch_fails_the_host(run_cli: Cli, trt_headers: list[Path], tmp_path: Path) -> None:
-    assert run_cli("broken", "wrong-dtype", "--source", PLUGIN_SRC, "--to", tmp_path / "src").returncode == 0
-    proc = run_cli("run", "--source", tmp_path / "src", "--headers", trt_headers[-1], "--lanes", "host",
+    root = tmp_path / "plugin_src"
+    assert run_cli("broken", "wrong-dtype", "--source", PLUGIN_SRC, "--to", root).returncode == 0
+    proc = run_cli("run", "--source", root, "--headers", trt_headers[-1], "--lanes", "host",
                    "--out", tmp_path / "out")
     assert proc.returncode == 1, proc.stdout[-2000:]
     failed = _report(tmp_path / "out")["failures"]
