@@ -1,0 +1,83 @@
+"""Deliberately broken copies of an op folder: the harness must fail on each (proof that it can).
+
+Each kind copies a plugin root (every op folder) into a new one and changes one thing in one op; the original is never
+touched. The copies keep the ops' names, so they run in a process of their own (one definition of an op per
+process); the unchanged files hit the build cache of the original (its keys are the files' contents).
+
+* ``swapped-scalars``: op.yaml's first two ``kernel.scalars`` swapped (bias_gelu: entry(x, bias, cols, n, out)). Only
+  the AOT launch on the GPU can see it: the PTX, the C++ plugin and the eager op are unchanged.
+* ``wrong-dtype``: the plugin dispatches bf16 tensors to the fp16 kernel. Only enqueue on the GPU can see it.
+* ``bad-serialization``: the plugin serializes its float attribute under another field name, so the runtime
+  instance made from the serialized fields falls back to the default. Seen without a GPU (the host's round trip).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from trtrepo.errors import SpecError
+
+KINDS = ("swapped-scalars", "wrong-dtype", "bad-serialization")
+DEFAULT_OP = {"swapped-scalars": "bias_gelu", "wrong-dtype": "bias_gelu", "bad-serialization": "fused_add_rms_norm"}
+
+
+def _swap_scalars(folder: Path) -> None:
+    import yaml
+
+    path = folder / "op.yaml"
+    data = yaml.safe_load(path.read_text())
+    scalars = (data.get("kernel") or {}).get("scalars") or []
+    if len(scalars) < 2:
+        raise SpecError(f"{path}: kernel.scalars: needs two scalars to swap")
+    scalars[0], scalars[1] = scalars[1], scalars[0]
+    path.write_text("# Deliberately broken by trtrepo.conformance.broken: kernel.scalars 0 and 1 swapped.\n"
+                    + yaml.safe_dump(data, sort_keys=False))
+
+
+def _edit_plugin(folder: Path, old: str, new: str, why: str) -> None:
+    plugins = sorted(folder.glob("*_plugin.cpp"))
+    if not plugins:
+        raise SpecError(f"{folder}: no *_plugin.cpp to break")
+    text = plugins[0].read_text()
+    if old not in text:
+        raise SpecError(f"{plugins[0]}: {old.strip()!r} not found: cannot make the {why} case from this plugin")
+    plugins[0].write_text(text.replace(old, new, 1))
+
+
+def _wrong_dtype(folder: Path) -> None:
+    _edit_plugin(folder, "  if (rows == 0) return 0;",
+                 "  if (dtype == kTrtrepoBF16) dtype = kTrtrepoF16;  // deliberately wrong (trtrepo.conformance)\n"
+                 "  if (rows == 0) return 0;", "wrong-dtype")
+
+
+def _bad_serialization(folder: Path) -> None:
+    _edit_plugin(folder, 'fields.emplace_back("eps", &mEps,', 'fields.emplace_back("epsilon", &mEps,',
+                 "bad-serialization")
+
+
+_MAKERS: dict[str, Callable[[Path], None]] = {"swapped-scalars": _swap_scalars, "wrong-dtype": _wrong_dtype,
+                                              "bad-serialization": _bad_serialization}
+
+
+def make_broken(kind: str, plugin_root: Path, dest: Path, op_folder: str | None = None) -> Path:
+    """Copy every op folder of ``plugin_root`` to ``dest`` and break ``<dest>/<op_folder>``; returns ``dest``.
+
+    Raises:
+        SpecError: Unknown kind, missing op folder, or the text to change is not in the copy.
+    """
+    if kind not in _MAKERS:
+        raise SpecError(f"broken case {kind!r} is not one of {', '.join(KINDS)}")
+    name = op_folder or DEFAULT_OP[kind]
+    root = Path(plugin_root)
+    if not (root / name / "op.yaml").is_file():
+        raise SpecError(f"{root / name}: no op folder (op.yaml) to copy")
+    dest = Path(dest)
+    for folder in sorted(p for p in root.iterdir() if (p / "op.yaml").is_file()):
+        target = dest / folder.name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__"))
+    _MAKERS[kind](dest / name)
+    return dest
