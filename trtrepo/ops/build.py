@@ -46,6 +46,8 @@ __all__ = ["TRT_LIBRARY_NAME", "BuiltOps", "TorchLibrary", "build_ops", "compile
 
 TRT_LIBRARY_NAME = "libtrtrepo_trt_plugins.so"
 HEADER_SUFFIXES = (".h", ".cuh", ".hpp")
+EXPORTS_MAP = "exports.map"  # the plugin library's linker version script (in gen/)
+EXPORTS = "{\n  global: getCreators; setLoggerFinder;\n  local: *;\n};\n"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,15 @@ def hand_binding(desc: OpDescription) -> bool:
 def hand_plugin(desc: OpDescription) -> bool:
     """The op folder holds its own TensorRT plugin (``*_plugin.cpp``): it wins over the generated one."""
     return bool(_files(desc, (".cpp",), plugin=True))
+
+
+_INCLUDES_LAUNCHER = re.compile(r'^\s*#\s*include\s+"launch\.h"', re.M)
+
+
+def plugin_uses_generated_launcher(desc: OpDescription) -> bool:
+    """A hand-written plugin that includes ``"launch.h"`` calls the launcher trtrepo generates from op.yaml (the kernel
+    source is then compiled through it, not on its own)."""
+    return any(_INCLUDES_LAUNCHER.search(p.read_text(errors="replace")) for p in plugin_files(desc))
 
 
 def plugin_files(desc: OpDescription) -> list[Path]:
@@ -312,17 +323,19 @@ def _build_trt_plugins(descs: dict[str, OpDescription], cache_dir: Path, progres
     for desc in with_plugin:
         op = codegen.op_id(desc)
         generate = not hand_plugin(desc)
+        launcher = generate or plugin_uses_generated_launcher(desc)
         gen_files[op] = {codegen.RULES_HEADER: codegen.rules_header(desc)}
-        if generate:
-            texts = generated.sources(desc, desc.cpu, binding=False)
+        if launcher:
+            texts = generated.sources(desc, desc.cpu, binding=False, plugin=generate)
             gen_files[op].update({k: v for k, v in texts.items() if k != codegen.RULES_HEADER})
         includes = [f"-Igen/{op}", *_includes(desc)]
         keyed += _named(desc, [*_files(desc, (".cu",)), *_files(desc, (".cpp",), plugin=True), *_headers(desc)])
         units = [(str(src), _label(desc, src), _object(desc, src)) for src in _files(desc, (".cpp",), plugin=True)]
-        cu_units = [(str(src), _label(desc, src), _object(desc, src)) for src in _kernel_files(desc, generate)]
+        cu_units = [(str(src), _label(desc, src), _object(desc, src)) for src in _kernel_files(desc, launcher)]
         if generate:
             units.append((f"gen/{op}/{generated.PLUGIN_SOURCE}", f"{desc.folder.name} (generated plugin)",
                           f"{op}__gen_plugin.o"))
+        if launcher:
             cu_units.append((f"gen/{op}/{generated.LAUNCH_SOURCE}", f"{desc.folder.name} (generated launcher)",
                              f"{op}__gen_launch.o"))
         for src, label, obj in units:
@@ -338,21 +351,25 @@ def _build_trt_plugins(descs: dict[str, OpDescription], cache_dir: Path, progres
                       (cxx, *toolchain.PLUGIN_CXX_FLAGS, *werror, f"-I{toolchain.include_dir()}", *system, "-c",
                        f"gen/{codegen.REGISTRY_SOURCE}", "-o", "registry.o")))
     objects.append("registry.o")
-    # --no-undefined: everything the library calls resolves against CUDA and libc, never a TensorRT library
+    # --no-undefined: everything the library calls resolves against CUDA and libc, never a TensorRT library.
+    # The version script exports the two entry points only: -fvisibility=hidden does not hide the standard
+    # library's template instantiations (std::string's constructors), which would otherwise be exported.
     link = Step(f"linking {TRT_LIBRARY_NAME}",
                 (cxx, "-shared", "-o", TRT_LIBRARY_NAME, *objects, f"-L{toolchain.cuda_home() / 'lib64'}",
-                 "-lcudart", "-ldl", "-Wl,--no-undefined"))
+                 "-lcudart", "-ldl", "-Wl,--no-undefined", f"-Wl,--version-script=gen/{EXPORTS_MAP}"))
     key = content_key(keyed, {
         "generated": [gen_files, registry], "tensorrt": [headers.version, sha256_file(headers.include /
                                                                                       "NvInferRuntime.h")],
         "cxx": [toolchain.tool_version(cxx), toolchain.PLUGIN_CXX_FLAGS, werror],
         "nvcc": [toolchain.tool_version(str(nvcc)), toolchain.NVCC_FLAGS, archs], "objects": objects,
+        "exports": EXPORTS,
     })
     folder = cache_dir / "trt" / key[:16]
 
     def run() -> None:
         _write_generated(folder, gen_files)
         (folder / "gen" / codegen.REGISTRY_SOURCE).write_text(registry)
+        (folder / "gen" / EXPORTS_MAP).write_text(EXPORTS)
         run_steps(steps, [link], folder, progress)
 
     cached_build(folder, [TRT_LIBRARY_NAME], run, progress,
