@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from trtrepo.conformance import broken, cases, report
-from trtrepo.conformance.run import header_version
 from trtrepo.errors import SpecError
 from trtrepo.ops.description import OpDescription
+from trtrepo.ops.toolchain import header_version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,8 +98,12 @@ def test_broken_copies(kind: str, tmp_path: Path) -> None:
     op = root / broken.DEFAULT_OP[kind]
     original = REPO / "plugin_src" / broken.DEFAULT_OP[kind]
     changed = [p.name for p in sorted(op.iterdir()) if p.is_file()
-               and p.read_bytes() != (original / p.name).read_bytes()]
+               and (not (original / p.name).is_file() or p.read_bytes() != (original / p.name).read_bytes())]
     assert changed == (["op.yaml"] if kind == "swapped-scalars" else [f"{op.name}_plugin.cpp"])
+    if kind != "swapped-scalars":  # the bundled ops' plugins are generated: the copy holds the broken generated one
+        plugin = (op / f"{op.name}_plugin.cpp").read_text()
+        assert '#include "launch.h"' in plugin and "TRTREPO_REGISTER_PLUGIN" in plugin
+        assert ("kTrtrepoF16;  // deliberately wrong" if kind == "wrong-dtype" else '"epsilon"') in plugin
     others = [p for p in sorted((REPO / "plugin_src").iterdir()) if (p / "op.yaml").is_file() and p.name != op.name]
     assert others and all((root / p.name / "op.yaml").read_bytes() == (p / "op.yaml").read_bytes() for p in others)
     if kind == "swapped-scalars":

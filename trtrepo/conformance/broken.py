@@ -9,6 +9,10 @@ process); the unchanged files hit the build cache of the original (its keys are 
 * ``wrong-dtype``: the plugin dispatches bf16 tensors to the fp16 kernel. Only enqueue on the GPU can see it.
 * ``bad-serialization``: the plugin serializes its float attribute under another field name, so the runtime
   instance made from the serialized fields falls back to the default. Seen without a GPU (the host's round trip).
+
+The plugin cases break the plugin the op builds with: a hand-written ``*_plugin.cpp`` where the folder has one, else
+the plugin trtrepo generates from op.yaml, written into the copy as a hand-written one (it includes the generated
+``launch.h``, so the build still generates the launcher for it).
 """
 
 from __future__ import annotations
@@ -36,25 +40,36 @@ def _swap_scalars(folder: Path) -> None:
                     + yaml.safe_dump(data, sort_keys=False))
 
 
-def _edit_plugin(folder: Path, old: str, new: str, why: str) -> None:
+def _edit_plugin(folder: Path, edits: dict[str, tuple[str, str]], why: str) -> None:
+    """Apply the edit for the plugin the op builds with: ``edits["hand"]`` to a hand-written one, else
+    ``edits["generated"]`` to the generated one, written into the folder as ``<op>_plugin.cpp``."""
     plugins = sorted(folder.glob("*_plugin.cpp"))
-    if not plugins:
-        raise SpecError(f"{folder}: no *_plugin.cpp to break")
-    text = plugins[0].read_text()
+    if plugins:
+        target, text, (old, new) = plugins[0], plugins[0].read_text(), edits["hand"]
+    else:
+        from trtrepo.ops import generated
+        from trtrepo.ops.description import load_op_description
+
+        desc = load_op_description(folder / "op.yaml")
+        if desc.plugin is None or desc.kernel is None:
+            raise SpecError(f"{folder}: no *_plugin.cpp and no plugin to generate (op.yaml plugin and kernel)")
+        target, text, (old, new) = folder / f"{folder.name}_plugin.cpp", generated.plugin_source(desc), \
+            edits["generated"]
     if old not in text:
-        raise SpecError(f"{plugins[0]}: {old.strip()!r} not found: cannot make the {why} case from this plugin")
-    plugins[0].write_text(text.replace(old, new, 1))
+        raise SpecError(f"{target}: {old.strip()!r} not found: cannot make the {why} case from this plugin")
+    target.write_text(text.replace(old, new, 1))
 
 
 def _wrong_dtype(folder: Path) -> None:
-    _edit_plugin(folder, "  if (rows == 0) return 0;",
-                 "  if (dtype == kTrtrepoBF16) dtype = kTrtrepoF16;  // deliberately wrong (trtrepo.conformance)\n"
-                 "  if (rows == 0) return 0;", "wrong-dtype")
+    wrong = "  if (dtype == kTrtrepoBF16) dtype = kTrtrepoF16;  // deliberately wrong (trtrepo.conformance)\n"
+    _edit_plugin(folder, {"hand": ("  if (rows == 0) return 0;", wrong + "  if (rows == 0) return 0;"),
+                          "generated": ("    int64_t dims[", "  " + wrong + "    int64_t dims[")}, "wrong-dtype")
 
 
 def _bad_serialization(folder: Path) -> None:
-    _edit_plugin(folder, 'fields.emplace_back("eps", &mEps,', 'fields.emplace_back("epsilon", &mEps,',
-                 "bad-serialization")
+    edits = {"hand": ('fields.emplace_back("eps", &mEps,', 'fields.emplace_back("epsilon", &mEps,'),
+             "generated": ('fields.emplace_back("eps", &m_eps,', 'fields.emplace_back("epsilon", &m_eps,')}
+    _edit_plugin(folder, edits, "bad-serialization")
 
 
 _MAKERS: dict[str, Callable[[Path], None]] = {"swapped-scalars": _swap_scalars, "wrong-dtype": _wrong_dtype,
