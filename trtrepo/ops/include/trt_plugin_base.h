@@ -235,13 +235,21 @@ class PluginBase : public nvinfer1::IPluginV3,
     }
   }
 
-  // Linear layout, a dtype op.yaml lists, every tensor in the dtype of input 0 (the kernels take one element type).
+  // Linear layout; every input in a dtype op.yaml lists and in the dtype of input 0 (the kernels take one element
+  // type); each output in the dtype its op.yaml rule gives for those inputs (an input's, or a fixed one). TensorRT
+  // asks in increasing pos, so the inputs' types are settled when an output is asked about.
   bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override {
     if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
+    if (nbInputs != Rules::kNbInputs || nbOutputs != Rules::kNbOutputs) return false;
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-    if (desc.format != nvinfer1::TensorFormat::kLINEAR || !Rules::supportsType(desc.type)) return false;
-    return pos == 0 || desc.type == inOut[0].desc.type;
+    if (desc.format != nvinfer1::TensorFormat::kLINEAR) return false;
+    if (pos < nbInputs) return Rules::supportsType(desc.type) && (pos == 0 || desc.type == inOut[0].desc.type);
+    nvinfer1::DataType in[Rules::kNbInputs];
+    nvinfer1::DataType out[Rules::kNbOutputs];
+    for (int32_t i = 0; i < Rules::kNbInputs; ++i) in[i] = inOut[i].desc.type;
+    if (Rules::outputTypes(in, out) != 0) return false;
+    return desc.type == out[pos - nbInputs];
   }
 
   int32_t getNbOutputs() const noexcept override { return Rules::kNbOutputs; }
