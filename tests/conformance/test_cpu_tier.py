@@ -14,8 +14,8 @@ import pytest
 
 from trtrepo import deps
 from trtrepo.conformance import host
-from trtrepo.conformance.run import header_version
 from trtrepo.ops.description import discover_ops
+from trtrepo.ops.toolchain import header_version
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_SRC = REPO / "plugin_src"

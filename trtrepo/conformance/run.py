@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,25 +63,6 @@ class Options:
     stream_gate: bool = True
     build_only: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
-
-
-def header_version(include: Path) -> str:
-    """``major.minor.patch`` of the TensorRT headers in ``include`` (NvInferVersion.h; macros resolved: 10.x and
-    11.x define NV_TENSORRT_MAJOR as TRT_MAJOR_ENTERPRISE), or ``unknown``."""
-    path = Path(include) / "NvInferVersion.h"
-    text = path.read_text(errors="replace") if path.is_file() else ""
-    defines = dict(re.findall(r"^\s*#define\s+(\w+)\s+(\w+)", text, re.M))
-
-    def value(name: str) -> str | None:
-        seen = 0
-        current: str | None = name
-        while current is not None and not current.isdigit() and seen < 5:
-            current = defines.get(current)
-            seen += 1
-        return current if current is not None and current.isdigit() else None
-
-    parts = [value(f"NV_TENSORRT_{k}") for k in ("MAJOR", "MINOR", "PATCH")]
-    return ".".join(p for p in parts if p is not None) if all(parts) else "unknown"
 
 
 @contextlib.contextmanager
@@ -152,8 +132,8 @@ def run_conformance(options: Options, progress: Progress = LOGGER.info) -> Repor
         for include in options.headers:
             with _tensorrt_include(Path(include)):
                 build_ops(list(options.sources), cache, with_cuda=gpu, tensorrt=True, progress=progress)
-            build_host(toolchain.TensorRTHeaders(Path(include).resolve(), header_version(Path(include))), cache,
-                       progress)
+            headers = toolchain.TensorRTHeaders(Path(include).resolve(), toolchain.header_version(Path(include)))
+            build_host(headers, cache, progress)
         report.facts["build_only"] = True
         report.facts["seconds"] = round(time.monotonic() - start, 1)
         return report
@@ -193,7 +173,7 @@ def _host_lane(options: Options, include: Path, descriptions: Any, cases: Sequen
     from trtrepo.ops import toolchain
     from trtrepo.ops.build import build_ops
 
-    version = header_version(include)
+    version = toolchain.header_version(include)
     progress(f"host: TensorRT {version} headers ({include})")
     with _tensorrt_include(include):
         built = build_ops(list(options.sources), settings.cache_dir(), with_cuda=gpu, tensorrt=True,

@@ -165,11 +165,23 @@ class TensorRTHeaders:
     version: str
 
 
-def _header_version(include: Path) -> str:
-    text = (include / "NvInferVersion.h").read_text(errors="replace") if (include / "NvInferVersion.h").is_file() \
-        else ""
-    parts = [re.search(rf"#define\s+(?:NV_)?TENSORRT_{k}\s+(\d+)", text) for k in ("MAJOR", "MINOR", "PATCH")]
-    return ".".join(m.group(1) for m in parts if m) or "unknown"
+def header_version(include: Path) -> str:
+    """``major.minor.patch`` of the TensorRT headers in ``include`` (NvInferVersion.h; macros resolved: 10.x and
+    11.x define NV_TENSORRT_MAJOR as TRT_MAJOR_ENTERPRISE), or ``unknown``."""
+    path = Path(include) / "NvInferVersion.h"
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    defines = dict(re.findall(r"^\s*#define\s+(\w+)\s+(\w+)", text, re.M))
+
+    def value(name: str) -> str | None:
+        current: str | None = name
+        for _ in range(5):  # a macro naming a macro naming a number
+            if current is None or current.isdigit():
+                break
+            current = defines.get(current)
+        return current if current is not None and current.isdigit() else None
+
+    parts = [value(f"NV_TENSORRT_{k}") for k in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(p for p in parts if p is not None) if all(parts) else "unknown"
 
 
 def find_tensorrt_headers() -> TensorRTHeaders | None:
@@ -190,5 +202,5 @@ def find_tensorrt_headers() -> TensorRTHeaders | None:
                            base / "include" / "aarch64-linux-gnu"]
     for inc in candidates:
         if (inc / "NvInferRuntime.h").is_file():
-            return TensorRTHeaders(inc.resolve(), _header_version(inc))
+            return TensorRTHeaders(inc.resolve(), header_version(inc))
     return None
