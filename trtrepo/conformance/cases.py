@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trtrepo import dtypes
 from trtrepo.ops.description import OpDescription
 
 LOGGER = logging.getLogger(__name__)
@@ -158,50 +157,11 @@ def profile_cases(spec_paths: Iterable[Path], descriptions: Mapping[str, OpDescr
 
 def _cases_of_program(ep: Any, model: Any, path: Path, descriptions: Mapping[str, OpDescription],
                       namespaces: set[str]) -> list[ShapeCase]:
-    import torch
+    from trtrepo.tensorrt.launch import op_calls_at_profile
 
-    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
-    user_inputs = [n for n in placeholders if n.name in {t.name for t in model.inputs}]
-    out: list[ShapeCase] = []
-    for node in ep.graph.nodes:
-        target = node.target
-        if node.op != "call_function" or getattr(target, "namespace", None) not in namespaces:
-            continue
-        name = f"{target.namespace}::{target._schema.name.split('::', 1)[-1]}"
-        desc = descriptions.get(name)
-        if desc is None:
-            continue
-        tensors = [a for a in node.args if isinstance(a, torch.fx.Node)]
-        vals = [t.meta["val"] for t in tensors]
-        extra = list(node.args[len(desc.inputs):])
-        attrs = {a.name: v for a, v in zip(desc.attributes, extra, strict=False)}
-        attrs.update({k: v for k, v in node.kwargs.items() if k in {a.name for a in desc.attributes}})
-        static = tuple(tuple(isinstance(d, int) for d in v.shape) for v in vals)
-        for point in ("min", "opt", "max"):
-            bindings = _bindings(user_inputs, model, point)
-            shapes = tuple(tuple(_value(d, bindings) for d in v.shape) for v in vals)
-            out.append(ShapeCase(desc.name, f"{path}:{model.name}:{point}", shapes, static, attrs,
-                                 model_dtype=dtypes.from_torch(vals[0].dtype)))
-    return out
-
-
-def _bindings(placeholders: Sequence[Any], model: Any, point: str) -> dict[Any, int]:
-    """Symbol → value for the model's inputs at a profile point (``min``/``opt``/``max`` of model.yaml)."""
-    out: dict[Any, int] = {}
-    by_name = {t.name: t for t in model.inputs}
-    for node in placeholders:
-        spec = by_name[node.name]
-        shape = getattr(spec, point) or spec.shape
-        for dim, value in zip(node.meta["val"].shape, shape, strict=True):
-            if not isinstance(dim, int):
-                out[dim.node.expr] = int(value)
-    return out
-
-
-def _value(dim: Any, bindings: Mapping[Any, int]) -> int:
-    if isinstance(dim, int):
-        return dim
-    return int(dim.node.expr.xreplace(dict(bindings)))
+    described = {k: v for k, v in descriptions.items() if v.namespace in namespaces}
+    return [ShapeCase(call.op, f"{path}:{model.name}:{call.point}", call.shapes, call.static, call.attributes,
+                      model_dtype=call.dtype) for call in op_calls_at_profile(ep, model, described)]
 
 
 def with_attributes(case: ShapeCase, desc: OpDescription) -> ShapeCase:

@@ -82,6 +82,12 @@ def build_tensorrt(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifac
 
     table = {descriptions[op].torch_op(): descriptions[op].load_decomposition()
              for op, how in lowerings.items() if how == "decompose"}
+    kernels = [op for op, how in lowerings.items() if how in ("plugin", "aot")]
+    if kernels:
+        from trtrepo.tensorrt.launch import check_profile_launches
+
+        checked = check_profile_launches(ep, model, descriptions, kernels)
+        ctx.progress(f"{model.name}: {checked} kernel launches fit the profile (min, opt, max)")
     ep = low.decompose(ep, table)
     plugin_libraries: tuple[Path, ...] = ()
     for op, how in sorted(lowerings.items()):
