@@ -53,7 +53,6 @@ import shutil
 import signal
 import stat
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
