@@ -6,6 +6,8 @@ bug in trtrepo and is shown with its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class TrtrepoError(Exception):
     """Base class of every error trtrepo reports to a user.
@@ -13,14 +15,17 @@ class TrtrepoError(Exception):
     Args:
         message: One line naming what is wrong and where (YAML key path, file, op name).
         hint: Optional one line saying how to fix it (a command where there is one).
+        details: The rest of a tool's explanation (torch.export's constraint conflicts), printed in full below the
+            error line.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, details: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = tuple(details)
 
     def __str__(self) -> str:
         return self.message

@@ -50,10 +50,6 @@ class ExportError(BuildError):
     """torch.export failed: one line in the message, torch's explanation (constraint conflicts, suggested fixes) in
     full in ``details``, printed by the CLI below the error line."""
 
-    def __init__(self, message: str, hint: str | None = None, details: Sequence[str] = ()) -> None:
-        super().__init__(message, hint)
-        self.details = tuple(details)
-
 
 # ------------------------------------------------------------------------------------------------ the source
 def load_module(model: ModelSpec, root: Path, device: str = "cpu") -> torch.nn.Module:

@@ -16,6 +16,7 @@ from trtrepo.ops import build, steps, toolchain
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "plugin_src"
 needs_nvcc = pytest.mark.skipif(deps.find_nvcc() is None, reason="nvcc not found (CUDA toolkit)")
+compiles = pytest.mark.integration  # runs the real compilers: not part of the unit tier
 
 
 def test_library_built_with_logs_and_reproduce(built_ops) -> None:
@@ -110,6 +111,7 @@ def _broken_op(root: Path, name: str, files: dict[str, str]) -> Path:
     return op
 
 
+@compiles
 def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _broken_op(src, "oops", {"oops_torch.cpp": "// fine\nint f() {\n  return undeclared_name;\n}\n"})
@@ -124,6 +126,7 @@ def test_cpp_compile_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 @needs_nvcc
+@compiles
 def test_ptx_compile_error_names_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _broken_op(src, "bad", {"bad_cpu.cpp": "int g() { return 0; }\n",
@@ -134,6 +137,7 @@ def test_ptx_compile_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 @needs_nvcc
+@compiles
 def test_missing_ptx_entry_is_reported(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _broken_op(src, "ent", {"ent_cpu.cpp": "int h() { return 0; }\n",
@@ -231,6 +235,7 @@ def _dynamic_symbols(library: Path) -> set[str]:
 
 
 @needs_nvcc
+@compiles
 def test_plugin_library_of_two_roots_exports_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Built against TensorRT's headers from two roots: one library, every root's creators registered, only
     getCreators / setLoggerFinder exported, no TensorRT library linked (loaders: IPluginRegistry::loadLibrary,

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {exc.message}", err=True)
         # an error may carry the rest of a tool's explanation (torch.export's constraint conflicts), shown in full
-        for line in getattr(exc, "details", ()):
+        for line in exc.details:
             click.echo(f"  {line}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)

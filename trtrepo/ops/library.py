@@ -94,7 +94,7 @@ def load_library(path: Path) -> None:
         if path in _LOADED_LIBRARIES:
             return
         try:
-            torch.ops.load_library(str(path))
+            torch.ops.load_library(str(path))  # type: ignore[no-untyped-call]  # untyped in torch
         except OSError as exc:
             raise BuildError(f"{path}: cannot load the op library: {exc}",
                              hint="rebuild it with the torch that loads it (delete the cache folder)") from None
@@ -166,8 +166,8 @@ def register_python_cpu(descriptions: dict[str, OpDescription]) -> list[str]:
     for name, desc in descriptions.items():
         if name in _PYTHON_CPU or desc.decomposition is None or has_kernel(name, "CPU"):
             continue
-        library = torch.library.Library(desc.namespace, "IMPL")
-        library.impl(desc.op_name, desc.checked_decomposition(), "CPU")
+        library = torch.library.Library(desc.namespace, "IMPL")  # type: ignore[no-untyped-call]  # untyped in torch
+        library.impl(desc.op_name, desc.checked_decomposition(), "CPU")  # type: ignore[no-untyped-call]
         _PYTHON_CPU[name] = library
         LOGGER.debug("%s: no CPU kernel; its decomposition serves on CPU", name)
         done.append(name)

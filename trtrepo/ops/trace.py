@@ -90,9 +90,9 @@ def op_watch(descriptions: Mapping[str, OpDescription], *, record: int = 0) -> A
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class OpWatch(TorchDispatchMode):
+    class OpWatch(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's class is untyped
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call]
             self.calls: list[OpCall] = []
             self.counts: dict[str, int] = {}
             self._seen: dict[tuple[Any, ...], int] = {}

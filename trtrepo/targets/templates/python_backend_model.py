@@ -89,7 +89,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         responses = [None] * len(requests)
-        groups = {}
+        groups: dict[tuple, list] = {}  # the requests' non-batch shapes → (index, tensors) of each
         for i, request in enumerate(requests):
             try:
                 tensors = [self._input(request, name, dtype) for name, dtype in self.inputs]
@@ -179,7 +179,7 @@ class TritonPythonModel:
 def _register_python_cpu(entries, version_dir, name):
     """Register each listed decomposition, behind its input checks, as its op's CPU kernel where the loaded
     libraries gave it none. Returns the torch.library.Library objects (dropping one removes its registrations)."""
-    libraries = []
+    libraries: list = []  # torch.library.Library objects
     entries = [version_dir / rel for rel in filter(None, entries.split(";"))]
     if not entries:
         return libraries
