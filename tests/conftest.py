@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_VARIABLE = "TRTREPO_CACHE_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One build cache for the whole session, set before any test runs (so no test's result depends on which ran
+    first or on the developer's ~/.cache/trtrepo): ``TRTREPO_TEST_CACHE_DIR`` to reuse one across sessions, else a
+    fresh folder. The caller's TRTREPO_CACHE_DIR is restored afterwards."""
+    reuse = os.environ.get("TRTREPO_TEST_CACHE_DIR")
+    cache = Path(reuse).resolve() if reuse else tmp_path_factory.mktemp("trtrepo_cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    old = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop(CACHE_VARIABLE, None)
+    else:
+        os.environ[CACHE_VARIABLE] = old
 
 
 @pytest.fixture(scope="session")

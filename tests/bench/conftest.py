@@ -15,15 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def subprocess_env() -> dict[str, str]:
+def subprocess_env(session_cache: Path) -> dict[str, str]:
     """Environment for child processes: the repository on PYTHONPATH and one shared op cache.
 
-    The cache is the one this session already uses (TRTREPO_CACHE_DIR, set by other areas' fixtures) or the
-    checkout's ``.trtrepo_cache``, so the CPU op library is compiled at most once (content-hash cache).
+    The cache is the session's (tests/conftest.py), so the CPU op library is compiled at most once (content-hash
+    cache).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.setdefault("TRTREPO_CACHE_DIR", str(REPO / ".trtrepo_cache"))
+    env["TRTREPO_CACHE_DIR"] = str(session_cache)
     return env
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ PLUGIN_SRC = REPO / "plugin_src"
 
 
 @pytest.fixture(scope="session")
-def ops_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh cache for this session, also used by the stages (TRTREPO_CACHE_DIR)."""
-    cache = tmp_path_factory.mktemp("trtrepo_cache")
-    old = os.environ.get("TRTREPO_CACHE_DIR")
-    os.environ["TRTREPO_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("TRTREPO_CACHE_DIR", None)
-    else:
-        os.environ["TRTREPO_CACHE_DIR"] = old
+def ops_cache(session_cache: Path) -> Path:
+    """The session's build cache (tests/conftest.py), also used by the stages (TRTREPO_CACHE_DIR)."""
+    return session_cache
 
 
 @pytest.fixture(scope="session")

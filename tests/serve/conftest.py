@@ -6,7 +6,6 @@ repository once per session; each test module that needs a live server starts on
 
 from __future__ import annotations
 
-import os
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -41,16 +40,9 @@ def tritonserver_available() -> None:
 
 
 @pytest.fixture(scope="session")
-def serve_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The op cache: TRTREPO_CACHE_DIR if a fixture already set it, else a fresh one for this session."""
-    existing = os.environ.get("TRTREPO_CACHE_DIR")
-    if existing:
-        yield Path(existing)
-        return
-    cache = tmp_path_factory.mktemp("serve_cache")
-    os.environ["TRTREPO_CACHE_DIR"] = str(cache)
-    yield cache
-    os.environ.pop("TRTREPO_CACHE_DIR", None)
+def serve_cache(session_cache: Path) -> Path:
+    """The session's build cache (tests/conftest.py)."""
+    return session_cache
 
 
 GELU_SPEC = """\
