@@ -12,6 +12,7 @@ Environment:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -27,14 +28,14 @@ from typing import TYPE_CHECKING
 from trtrepo import deps
 from trtrepo._files import resolve_path
 from trtrepo.contracts import Progress
-from trtrepo.errors import BuildError, MissingDependencyError, SpecError
+from trtrepo.errors import BuildError, MissingDependencyError, SpecError, TrtrepoError
+from trtrepo.freshness import cheap_device, inputs_key, up_to_date
 from trtrepo.ops.stage import cache_dir as ops_cache_dir
 from trtrepo.ops.stage import describe_ops, prepare_ops
-from trtrepo.spec import TARGETS, Spec, check_repository_folder, load_spec
+from trtrepo.spec import TARGETS, ModelSpec, Spec, check_repository_folder, load_spec
 
 if TYPE_CHECKING:
     from trtrepo.contracts import ModelArtifacts
-    from trtrepo.spec import ModelSpec
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ class BuildResult:
         targets: Model name → target it was built with (``torch`` or ``tensorrt``), for the models built now.
         manifest: Path of ``trtrepo-manifest.json``.
         warnings: Loud warnings raised on the way (``auto → torch`` fallbacks).
+        up_to_date: Nothing changed: the repository was left as it was (no export, no write).
     """
 
     repository: Path
     targets: dict[str, str]
     manifest: Path
     warnings: list[str] = field(default_factory=list)
+    up_to_date: bool = False
 
 
 def build(
@@ -65,6 +68,7 @@ def build(
     out: str | Path | None = None,
     target: str | None = None,
     models: str | Sequence[str] | None = None,
+    force: bool = False,
     progress: Progress = LOGGER.info,
 ) -> BuildResult:
     """Build the Triton model repository a model.yaml describes.
@@ -75,6 +79,7 @@ def build(
         target: ``auto``, ``tensorrt`` or ``torch``; overrides every model's ``target``.
         models: Only these models (names, or one comma-separated string); the previous repository's other models
             are kept.
+        force: Build even when nothing the models are made from changed (:mod:`trtrepo.freshness`).
         progress: Called with one line per stage.
 
     Returns:
@@ -100,6 +105,14 @@ def build(
     progress(f"spec: {spec.path} ({len(chosen)} of {len(spec.models)} model{'s' if len(spec.models) != 1 else ''})")
     for name, chosen_target in targets.items():
         progress(f"target: {name} → {chosen_target}")
+    fresh = None if force else _unchanged(spec, chosen, targets, repository)
+    if fresh is not None:
+        progress(f"up to date: {repository} (nothing {', '.join(fresh)} {'is' if len(fresh) == 1 else 'are'} built "
+                 "from changed; --force rebuilds, e.g. after a change outside the factory's folder)")
+        from trtrepo.repository.manifest import MANIFEST_FILENAME
+
+        return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
+                           warnings=warnings, up_to_date=True)
 
     cache_dir = ops_cache_dir()
     # One folder per build: the cache is shared by every spec and process, and the logs are copied into the
@@ -127,7 +140,9 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
         progress(f"export: {model.name} (device {device})")
         ep = export_model(model, spec.root, device)
         progress(f"build: {model.name} with the {targets[model.name]} target")
-        built[model.name] = (model, get_target(targets[model.name])(ctx, model, ep))
+        artifacts = get_target(targets[model.name])(ctx, model, ep)
+        key = inputs_key(spec, model, targets[model.name], device)
+        built[model.name] = (model, dataclasses.replace(artifacts, inputs_key=key))
 
     from trtrepo.repository.manifest import environment
     from trtrepo.repository.writer import write_repository
@@ -138,6 +153,24 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
     progress(f"done: {repository} ({', '.join(f'{n}: {t}' for n, t in targets.items())})")
     return BuildResult(repository=repository, targets=targets, manifest=repository / MANIFEST_FILENAME,
                        warnings=warnings)
+
+
+def _unchanged(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str],
+               repository: Path) -> list[str] | None:
+    """The models' names when the repository already holds exactly what this build would write, else None."""
+    from trtrepo.repository.manifest import MANIFEST_FILENAME, ManifestError, load_manifest
+    from trtrepo.serve.verify import inspect_repository
+
+    if not (repository / MANIFEST_FILENAME).is_file():
+        return None
+    try:
+        manifest = load_manifest(repository / MANIFEST_FILENAME)
+        verification = inspect_repository(repository)
+    except (ManifestError, TrtrepoError, OSError):
+        return None  # the build reads it again and says what is wrong
+    device = cheap_device() or ("cuda" if deps.has_cuda_torch() else "cpu")
+    keys = {m.name: inputs_key(spec, m, targets[m.name], device) for m in chosen}
+    return sorted(keys) if up_to_date(manifest.models, keys, verification.ok) else None
 
 
 @contextlib.contextmanager

@@ -107,6 +107,7 @@ class ModelArtifacts:
         library_creators: Library file name → creators it registers.
         versions: Versions that built the artifact (``torch``, ``tensorrt``, ``torch_tensorrt``).
         build: How the target built it (log, seconds, options).
+        inputs_key: What it was built from (:mod:`trtrepo.freshness`), set by the build, not the target.
     """
 
     target: str
@@ -126,3 +127,4 @@ class ModelArtifacts:
     library_creators: dict[str, tuple[Creator, ...]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     build: BuildFacts = field(default_factory=BuildFacts)
+    inputs_key: str | None = None

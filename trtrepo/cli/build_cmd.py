@@ -15,11 +15,13 @@ from trtrepo.cli._app import cli, csv, progress
 @click.option("--target", type=click.Choice(["auto", "tensorrt", "torch"]), default=None,
               help="Override every model's target (auto = tensorrt where TensorRT is installed, else torch).")
 @click.option("--models", default=None, metavar="A,B", help="Build only these models; keep the others.")
-def build(model_yaml: str, out: str | None, target: str | None, models: str | None) -> int:
+@click.option("--force", is_flag=True,
+              help="Build even when nothing the models are built from changed (else: 'up to date', nothing written).")
+def build(model_yaml: str, out: str | None, target: str | None, models: str | None, force: bool) -> int:
     """Build the Triton model repository described by MODEL_YAML."""
     from trtrepo.build import build as run_build
 
-    result = run_build(model_yaml, out=out, target=target, models=csv(models), progress=progress)
+    result = run_build(model_yaml, out=out, target=target, models=csv(models), force=force, progress=progress)
     click.echo(f"repository: {result.repository}")
     for name, chosen in result.targets.items():
         click.echo(f"  {name}: {chosen}")

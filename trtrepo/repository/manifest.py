@@ -148,6 +148,7 @@ class ServingRecord:
         build: How the target built it.
         files: Repository-relative path → sha256 of every file of the model folder (logs excluded).
         spec: The model.yaml this model was built from.
+        inputs_key: What it was built from (:mod:`trtrepo.freshness`); a build with the same key changes nothing.
     """
 
     target: str
@@ -168,6 +169,7 @@ class ServingRecord:
     build: BuildFacts = field(default_factory=BuildFacts)
     files: dict[str, str] = field(default_factory=dict)
     spec: str = ""
+    inputs_key: str | None = None
 
     def served_output_names(self) -> list[str]:
         """The served output names in the spec's output order."""
@@ -194,6 +196,7 @@ class ServingRecord:
             "build": self.build.to_dict(),
             "files": dict(sorted(self.files.items())),
             "spec": self.spec,
+            "inputs_key": self.inputs_key,
         }
 
     @classmethod
@@ -224,6 +227,7 @@ class ServingRecord:
                 build=BuildFacts.from_dict(raw.get("build") or {}),
                 files={str(k): str(v) for k, v in dict(raw.get("files") or {}).items()},
                 spec=str(raw.get("spec", "")),
+                inputs_key=str(raw["inputs_key"]) if raw.get("inputs_key") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"model record is malformed ({type(exc).__name__}: {exc})") from None

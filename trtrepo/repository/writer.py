@@ -380,6 +380,7 @@ def _serving_record(spec: Spec, model: ModelSpec, artifacts: ModelArtifacts, sta
         build=artifacts.build,
         files={f"{model.name}/{rel}": sha for rel, sha in hash_tree(staging / model.name, skip=[LOGS_DIRNAME]).items()},
         spec=str(spec.path),
+        inputs_key=artifacts.inputs_key,
     )
 
 
