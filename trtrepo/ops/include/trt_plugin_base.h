@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "trtrepo_dtype.h"
+#include "trtrepo_gen.h"
 
 namespace trtrepo {
 namespace trt {
@@ -126,7 +127,7 @@ inline bool readIntField(nvinfer1::PluginFieldCollection const* fc, char const* 
 // The generated getOutputShapes of op_rules.h evaluates op.yaml's shape rule over these: an input's dims as a list,
 // an element (negative indices count from the end), a slice (Python semantics), a join, the product.
 using DimList = std::vector<nvinfer1::IDimensionExpr const*>;
-constexpr int64_t kNoBound = std::numeric_limits<int64_t>::min();
+constexpr int64_t kNoBound = trtrepo_gen::kNoBound;
 
 inline DimList dims(nvinfer1::DimsExprs const& e) { return DimList(e.d, e.d + (e.nbDims > 0 ? e.nbDims : 0)); }
 
@@ -136,17 +137,7 @@ inline nvinfer1::IDimensionExpr const* dimAt(DimList const& l, int64_t i) {
   return (i >= 0 && i < n) ? l[static_cast<size_t>(i)] : nullptr;
 }
 
-inline DimList dimSlice(DimList const& l, int64_t lo, int64_t hi) {
-  int64_t const n = static_cast<int64_t>(l.size());
-  auto clamp = [n](int64_t v, int64_t dflt) {
-    if (v == kNoBound) return dflt;
-    if (v < 0) v += n;
-    return v < 0 ? int64_t{0} : (v > n ? n : v);
-  };
-  int64_t const a = clamp(lo, 0);
-  int64_t const b = clamp(hi, n);
-  return a < b ? DimList(l.begin() + a, l.begin() + b) : DimList();
-}
+inline DimList dimSlice(DimList const& l, int64_t lo, int64_t hi) { return trtrepo_gen::slice_of(l, lo, hi); }
 
 inline DimList dimConcat(DimList a, DimList const& b) {
   a.insert(a.end(), b.begin(), b.end());

@@ -32,8 +32,11 @@ inline int64_t at(std::vector<int64_t> const& d, int64_t i) {
   return d[static_cast<size_t>(i)];
 }
 
-inline std::vector<int64_t> slice(std::vector<int64_t> const& d, int64_t lo, int64_t hi) {
-  int64_t const n = static_cast<int64_t>(d.size());
+// l[lo:hi] with Python's slice bounds (negative from the end, clamped; kNoBound = open), for any list of dims:
+// ints here, TensorRT's IDimensionExpr pointers in trt_plugin_base.h.
+template <typename List>
+List slice_of(List const& l, int64_t lo, int64_t hi) {
+  int64_t const n = static_cast<int64_t>(l.size());
   auto clamp = [n](int64_t v, int64_t dflt) {
     if (v == kNoBound) return dflt;
     if (v < 0) v += n;
@@ -41,8 +44,10 @@ inline std::vector<int64_t> slice(std::vector<int64_t> const& d, int64_t lo, int
   };
   int64_t const a = clamp(lo, 0);
   int64_t const b = clamp(hi, n);
-  return a < b ? std::vector<int64_t>(d.begin() + a, d.begin() + b) : std::vector<int64_t>();
+  return a < b ? List(l.begin() + a, l.begin() + b) : List();
 }
+
+inline std::vector<int64_t> slice(std::vector<int64_t> const& d, int64_t lo, int64_t hi) { return slice_of(d, lo, hi); }
 
 inline std::vector<int64_t> cat(std::vector<int64_t> a, std::vector<int64_t> const& b) {
   a.insert(a.end(), b.begin(), b.end());
