@@ -4,7 +4,7 @@
 # Before it: TensorRT-RTX, tritonserver and tritonclient staged into /tmp/devsite (/work/shared/device/README.md,
 # three stage.sh calls) and the missing client wheels installed (scripts/gpu_stage_extras.sh install). The environment
 # comes from scripts/lanes/env.sh (sourced here once; every phase inherits it).
-#   ops      CUDA op library build; CUDA kernels vs decompositions; compute-sanitizer memcheck  (gpu_ops_check.sh)
+#   ops      trtrepo ops check --device cuda --sanitize: CUDA kernels vs decompositions, memcheck  (gpu_ops_check.sh)
 #   tests    pytest's gpu tier (tests/ops/test_ops_cuda.py) and the numpy-2 malformed-output tests (needs pytest)
 #   serve    torch target with KIND_GPU instances served by tritonserver; trtrepo check over HTTP and gRPC
 #   bench    trtrepo bench (served vs eager) of gelu_block and mlp_block (torch target, KIND_GPU)
@@ -73,7 +73,7 @@ soak_phase() {  # the fault soak on the GPU-served model (gelu_block, the bench 
 for p in "${phases[@]}"; do
   mkdir -p "$R/$p"
   case $p in
-    ops)     run_phase ops env OUT="$R/ops" SANITIZERS=memcheck bash scripts/gpu_ops_check.sh ;;
+    ops)     run_phase ops env OUT="$R/ops" bash scripts/gpu_ops_check.sh ;;
     tests)   run_phase tests $PY -m pytest -q -rs -p no:cacheprovider tests/ops/test_ops_cuda.py \
                tests/serve/test_malformed_output.py ;;
     serve)   run_phase serve env OUT="$R/serve" bash scripts/gpu_serve_check.sh ;;
