@@ -9,15 +9,11 @@
 set -uo pipefail
 
 OUT="${OUT:?set OUT to a folder for the results}"
-PY="${PYTHON:-python3}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lanes/env.sh"  # REPO, PY, PYTHONPATH, TRTREPO_TRITONSERVER, the cache
+ROOT="$REPO"
 WORK="${WORK:-$(mktemp -d /tmp/trtrepo-gpu-serve.XXXXXX)}"
 mkdir -p "$OUT"
 cd "$ROOT"
-
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-[ -d /tmp/devsite ] && export PYTHONPATH="$PYTHONPATH:/tmp/devsite"
-[ -n "${TRITONSERVER_BIN:-}" ] && export TRTREPO_TRITONSERVER="$TRITONSERVER_BIN"
 export TRTREPO_CACHE_DIR="$WORK/cache"
 
 {
