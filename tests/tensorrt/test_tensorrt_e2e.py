@@ -92,48 +92,27 @@ BUILD_DRIVER = textwrap.dedent("""\
     print("BUILD_RESULT " + json.dumps({"targets": result.targets, "repository": str(result.repository)}))
 """)
 
-# Loads the listed libraries (dlopen, as tritonserver's TensorRT backend), reads the plan's I/O back with
-# trtrepo.tensorrt.engine_io.read_engine_tensors, runs every case and reports which trtrepo libraries got mapped.
+# Runs the plan on every case through trtrepo's own PlanRunner (the runner trtrepo bench engines uses: the listed
+# libraries dlopen'ed after libnvinfer, as tritonserver's TensorRT backend does), reads the plan's I/O back with
+# trtrepo.tensorrt.engine_io.read_engine_tensors and reports which trtrepo libraries got mapped.
 RUN_DRIVER = textwrap.dedent("""\
-    import ctypes, dataclasses, json, sys
+    import dataclasses, json, sys
     import numpy as np
     plan_path, cases_path, out_path, report_path, *libs = sys.argv[1:]
-    import tensorrt as trt  # libnvinfer first: a plugin library registers its creators with it when dlopen'ed
-    for lib in libs:
-        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-    import torch
+    from trtrepo.runners.plan import PlanRunner
     from trtrepo.tensorrt.engine_io import read_engine_tensors
+    import tensorrt as trt
 
     plan = open(plan_path, "rb").read()
     tensors = read_engine_tensors(plan)
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
-    assert engine is not None, "the plan does not deserialize"
-    context = engine.create_execution_context()
-    torch_dtypes = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT32": torch.int32,
-                    "INT64": torch.int64, "BOOL": torch.bool}
     cases = np.load(cases_path)
     names = sorted({k.split("__")[0] for k in cases.files})
     outputs = {}
-    stream = torch.cuda.Stream()
-    for case in names:
-        keep = []
-        for t in tensors:
-            if t.is_input:
-                x = torch.from_numpy(np.ascontiguousarray(cases[f"{case}__{t.name}"])).cuda()
-                keep.append(x)
-                assert context.set_input_shape(t.name, tuple(x.shape)), (case, t.name, tuple(x.shape))
-                context.set_tensor_address(t.name, x.data_ptr())
-        results = {}
-        for t in tensors:
-            if not t.is_input:
-                y = torch.empty(tuple(context.get_tensor_shape(t.name)), dtype=torch_dtypes[t.dtype], device="cuda")
-                results[t.name] = y
-                context.set_tensor_address(t.name, y.data_ptr())
-        torch.cuda.current_stream().synchronize()
-        assert context.execute_async_v3(stream.cuda_stream), f"execute_async_v3 failed on case {case}"
-        stream.synchronize()
-        for name, y in results.items():
-            outputs[f"{case}__{name}"] = y.cpu().numpy()
+    with PlanRunner(plan, name="e2e", plugin_libraries=libs) as runner:
+        for case in names:
+            got = runner.infer({t.name: cases[f"{case}__{t.name}"] for t in tensors if t.is_input})
+            for name, y in got.items():
+                outputs[f"{case}__{name}"] = np.asarray(y)  # numpy in, numpy out
     np.savez(out_path, **outputs)
     mapped = set()
     with open("/proc/self/maps") as maps:
