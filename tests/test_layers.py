@@ -82,7 +82,7 @@ def test_module_level_imports_have_no_cycle() -> None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = [*stack[stack.index(nxt):], nxt]
                 raise AssertionError("import cycle: " + " → ".join(cycle))
             if nxt not in state:
                 visit(nxt)
