@@ -16,6 +16,7 @@ mkdir -p /tmp/devsite
 declare -A MOD=([click]=click [geventhttpclient]=geventhttpclient [gevent]=gevent [greenlet]=greenlet
   [zope_event]=zope.event [zope_interface]=zope.interface [brotli]=brotli [certifi]=certifi [urllib3]=urllib3
   [PyYAML]=yaml [pyyaml]=yaml [grpcio]=grpc [protobuf]=google.protobuf
+  [cuda_bindings]=cuda.bindings [cuda_pathfinder]=cuda.pathfinder
   [pytest]=pytest [pluggy]=pluggy [iniconfig]=iniconfig [pygments]=pygments [packaging]=packaging)
 todo=()
 for whl in "$STORE"/*.whl; do
