@@ -193,3 +193,42 @@ def test_output_order_follows_torch_tensorrt_names() -> None:
 
     assert output_order(["output10", "output2", "output0"]) == ["output0", "output2", "output10"]
     assert output_order(["y", "residual"]) == ["y", "residual"]
+
+
+def test_native_cuda_graph_sets_the_tensorrt_rtx_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in for the TensorRT-RTX bindings (TensorRT cannot run here; the GPU run proves the real one):
+    ``native_cuda_graph`` must reach the runtime config as WHOLE_GRAPH_CAPTURE, and say so in the facts."""
+    import types
+
+    from trtrepo.runners import plan as plan_module
+
+    class Config:
+        cuda_graph_strategy = "DISABLED"
+
+    config = Config()
+
+    class Engine(StandInEngine):
+        num_io_tensors = 0
+        num_optimization_profiles = 1
+
+        def create_runtime_config(self) -> Config:
+            return config
+
+        def create_execution_context(self, _config: Config) -> object:
+            return object()
+
+    fake = types.SimpleNamespace(
+        Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}),
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda data: Engine({}, None)),
+        CudaGraphStrategy=types.SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE"),
+        DynamicShapesKernelSpecializationStrategy=types.SimpleNamespace(EAGER="EAGER"),
+        TensorIOMode=types.SimpleNamespace(INPUT="INPUT"))
+    monkeypatch.setattr(plan_module, "import_tensorrt", lambda: fake)
+    core = plan_module.EngineCore(b"plan", "eager", native_cuda_graph=True)
+    core.load()
+    assert config.cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE"
+    assert core.facts["cuda_graph_strategy"] == "whole_graph_capture"
+    config.cuda_graph_strategy = "DISABLED"
+    plain = plan_module.EngineCore(b"plan", "eager")
+    plain.load()
+    assert config.cuda_graph_strategy == "DISABLED" and "cuda_graph_strategy" not in plain.facts

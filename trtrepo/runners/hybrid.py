@@ -30,7 +30,7 @@ from trtrepo.runners.base import (
     new_stream,
     to_torch,
 )
-from trtrepo.runners.plan import EngineCore
+from trtrepo.runners.plan import EngineCore, import_tensorrt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -188,12 +188,15 @@ class HybridRunner(BaseRunner):
         gm = self.source
         self.segments = compiled_segments(gm)
         swapped: dict[str, Any] = {}
+        # TensorRT-RTX refuses a user's capture of its engines (plans built without REQUIRE_USER_ALLOCATION): there
+        # each engine graphs itself (WHOLE_GRAPH_CAPTURE) and the custom ops between them run eagerly.
+        native = self.cuda_graph and hasattr(import_tensorrt(), "CudaGraphStrategy")
         for child_name, child in gm.named_children():
             found = engine_of(child)
             if found is None:
                 continue
             plan, ins, outs = found
-            core = EngineCore(plan, self.kernel_specialization, torch.cuda.current_device())
+            core = EngineCore(plan, self.kernel_specialization, torch.cuda.current_device(), native_cuda_graph=native)
             core.load()
             check_names(f"{self.name}/{child_name}", core.input_names, ins)
             self.cores.append(core)
@@ -241,7 +244,9 @@ class HybridRunner(BaseRunner):
                 last[:] = [lean(*args)]
 
         facts: dict[str, Any] = {"cuda_graph": False}
-        if self.cuda_graph:
+        if self.cuda_graph and self.cores and all(core.native_cuda_graph for core in self.cores):
+            facts["cuda_graph"] = "per engine (tensorrt-rtx whole_graph_capture); custom ops eager"
+        elif self.cuda_graph:
             with torch.cuda.stream(self.stream):
                 for _ in range(WARM_CALLS):  # engines bind their shapes, custom ops allocate: before the capture
                     call()

@@ -97,11 +97,16 @@ class EngineCore:
         plan: The serialized engine.
         kernel_specialization: TensorRT-RTX strategy (``lazy``/``eager``/``none``) or None for its default.
         device: CUDA device index.
+        native_cuda_graph: TensorRT-RTX only: let the runtime capture and replay the whole engine itself
+            (``CudaGraphStrategy.WHOLE_GRAPH_CAPTURE``; after the shape-specialised kernels of a shape are compiled).
+            Its plans built without ``REQUIRE_USER_ALLOCATION`` refuse a user's stream capture, so this is the way
+            to a graphed plan there. Ignored (facts say so) where the bindings have no such strategy.
     """
 
     plan: bytes
     kernel_specialization: str | None = None
     device: int = 0
+    native_cuda_graph: bool = False
     input_names: list[str] = field(default_factory=list, init=False)
     output_names: list[str] = field(default_factory=list, init=False)
     profiles: list[ProfileRanges] = field(default_factory=list, init=False)
@@ -143,6 +148,12 @@ class EngineCore:
             self.facts["kernel_specialization"] = self.kernel_specialization or "default"
             if strategy_enum is None:
                 self.facts["kernel_specialization"] = "not available in these bindings"
+            graph_enum = getattr(trt, "CudaGraphStrategy", None)
+            if self.native_cuda_graph and graph_enum is not None:
+                config.cuda_graph_strategy = graph_enum.WHOLE_GRAPH_CAPTURE
+                self.facts["cuda_graph_strategy"] = "whole_graph_capture"
+            elif self.native_cuda_graph:
+                self.facts["cuda_graph_strategy"] = "not available in these bindings"
         else:
             self.facts["runtime_config"] = False
             self.facts["kernel_specialization"] = "not applicable (not TensorRT-RTX)"
@@ -277,11 +288,14 @@ class PlanRunner(BaseRunner):
 
             raise MissingDependencyError(f"{self.name}: running a TensorRT plan needs CUDA torch and a GPU",
                                          hint=INSTALL_HINTS["cuda_torch"])
-        import_tensorrt()  # libnvinfer before the plugin libraries: they register with it when loaded
+        trt = import_tensorrt()  # libnvinfer before the plugin libraries: they register with it when loaded
         for lib in self.plugin_libraries:
             ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
         data = self.plan.read_bytes() if isinstance(self.plan, Path) else bytes(self.plan)
-        self.core = EngineCore(data, self.kernel_specialization, self.device)
+        # TensorRT-RTX captures the whole engine itself (its plans refuse a user's capture unless built with
+        # REQUIRE_USER_ALLOCATION); TensorRT proper: the runner captures the enqueue (prepare).
+        native = self.cuda_graph and hasattr(trt, "CudaGraphStrategy")
+        self.core = EngineCore(data, self.kernel_specialization, self.device, native_cuda_graph=native)
         self.core.load()
         if self.stream is None:
             self.stream = new_stream(self.device)
@@ -336,7 +350,9 @@ class PlanRunner(BaseRunner):
         def call() -> None:
             core.enqueue(handle)
 
-        if self.cuda_graph:
+        if self.cuda_graph and core.native_cuda_graph:
+            facts["cuda_graph"] = "tensorrt-rtx whole_graph_capture"
+        elif self.cuda_graph:
             call = self._capture(core, handle, call, facts)
         keep = (tensors, outputs)  # the bound addresses must stay valid while the call is used
 
