@@ -44,6 +44,9 @@ def test_engines_cpu_path_on_mlp_block(tmp_path: Path, repo_root: Path, run_pyth
     assert native["speedup_p50"]["median"] > 0
     # the native block is the same model: it must match the custom kernels at fp16 tolerances
     assert native["parity_ok"] is True and native["max_abs_error"] < 1e-2
+    # the fp32 run of the same model is the truth both fp16 engines are measured against (the noise floor)
+    assert eager["eager_error_fp32"] == eager["max_abs_error_fp32"] > 0
+    assert native["eager_error_fp32"] == eager["eager_error_fp32"] and native["max_abs_error_fp32"] > 0
     assert native["warmup"]["calls"] >= 1
     assert (out / "engines.txt").read_text().startswith("model")
     assert "skipped: plan-decompose-dynamic (needs CUDA torch and a GPU)" in proc.stdout

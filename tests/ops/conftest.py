@@ -21,7 +21,9 @@ def ops_cache(session_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def build_stats() -> dict[str, int]:
-    """Facts about the session's first build: ``first_build_compiles`` = compiler processes it started."""
+    """Facts about the session's first build of plugin_src here: ``first_build_compiles`` = compiler processes it
+    started (0 when an earlier test of the session built the same sources into the shared session cache), and
+    ``session_compiles`` = compiler processes this process started so far (that earlier build included)."""
     return {}
 
 
@@ -38,6 +40,7 @@ def built_ops(ops_cache: Path, build_stats: dict[str, int]):  # -> BuiltOps
     before = build.compile_count()
     built = build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=None)  # CUDA too where CUDA torch sees a GPU
     build_stats["first_build_compiles"] = build.compile_count() - before
+    build_stats["session_compiles"] = build.compile_count()
     load_ops(built)
     return built
 

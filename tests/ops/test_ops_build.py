@@ -3,6 +3,7 @@ file:line, TensorRT absence, and the TensorRT plugin library from several plugin
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -89,7 +90,10 @@ def test_aot_abi_check_rejects_pointers_first() -> None:
 
 
 def test_second_build_compiles_nothing(built_ops, ops_cache: Path, build_stats: dict[str, int]) -> None:
-    assert build_stats["first_build_compiles"] >= 7  # 4 compiles + link + 2 PTX: the first build really compiled
+    # The build really compiled once in this session (4 compiles + link + 2 PTX), here or in an earlier test sharing
+    # the session's fresh cache; a cache reused across sessions (TRTREPO_TEST_CACHE_DIR) may hold it already.
+    if not os.environ.get("TRTREPO_TEST_CACHE_DIR"):
+        assert build_stats["session_compiles"] >= 7
     before = build.compile_count()
     again = build.build_ops([PLUGIN_SRC], ops_cache, with_cuda=False)
     assert build.compile_count() == before

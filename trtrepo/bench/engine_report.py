@@ -49,6 +49,9 @@ class EngineResult:
     parity_ok: bool | None = None
     error: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    max_abs_error_fp32: float | None = None  # against an fp32 run of the eager model (fp16/bf16 models)
+    eager_error_fp32: float | None = None  # eager's own error against that fp32 run: the noise floor
+    parity_basis: str = "eager (elementwise atol/rtol)"
 
     @property
     def p50(self) -> Spread | None:
@@ -78,7 +81,8 @@ class EngineResult:
                 "pipelined_ms": _spread_dict(self.pipelined), "throughput_per_s": self.throughput(),
                 "warmup": dataclasses.asdict(self.warmup) if self.warmup else None,
                 "max_abs_error": self.max_abs_error, "parity_ok": self.parity_ok, "error": self.error,
-                "facts": self.facts}
+                "max_abs_error_fp32": self.max_abs_error_fp32, "eager_error_fp32": self.eager_error_fp32,
+                "parity_basis": self.parity_basis, "facts": self.facts}
 
 
 def _spread_dict(s: Spread | None) -> dict[str, Any] | None:
@@ -151,7 +155,8 @@ class EnginesReport:
         rows = []
         for r in self.results:
             if r.error:
-                rows.append((r.model, r.batch_size, r.engine, "failed", "-", "-", "-", "-", "-", "-", r.error[:60]))
+                rows.append((r.model, r.batch_size, r.engine, "failed", "-", "-", "-", "-", "-", "-", "-",
+                             r.error[:60]))
                 continue
             up, up_pipe = self.speedup(r), self.speedup(r, pipelined=True)
             warm = f"{r.warmup.calls}/{r.warmup.seconds:.1f}s{'' if r.warmup.settled else '!'}" if r.warmup else "-"
@@ -160,9 +165,10 @@ class EnginesReport:
                          fmt(r.throughput(), 0), up.text(2, "x") if up else "-",
                          up_pipe.text(2, "x") if up_pipe else "-",
                          "-" if r.max_abs_error is None else f"{r.max_abs_error:.1e}"
-                         + ("" if r.parity_ok in (None, True) else " MISMATCH"), warm))
+                         + ("" if r.parity_ok in (None, True) else " MISMATCH"),
+                         "-" if r.max_abs_error_fp32 is None else f"{r.max_abs_error_fp32:.1e}", warm))
         return render(("model", "batch", "engine", "p50 ms (runs)", "p90 ms", "pipelined ms (runs)", "samples/s",
-                       "x eager p50", "x eager pipe", "max|err|", "warm-up"), rows, right=(1, 6))
+                       "x eager p50", "x eager pipe", "max|err| vs eager", "vs fp32", "warm-up"), rows, right=(1, 6))
 
     def summary(self) -> str:
         """Per model and batch: the fastest engine of each kind of deployment, as a ratio to eager."""
