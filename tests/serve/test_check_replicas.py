@@ -83,8 +83,12 @@ def test_replica_killed_mid_run_is_reported_by_name_and_others_pass(gelu_project
     assert by_name["r3"].requests >= 2  # the one it answered and the one that found it dead
     for name in ("r1", "r2"):
         assert by_name[name].passed, report.table()
-    # after r3 died, every request went to r1/r2 and matched
+    # after r3 died, every request went to r1/r2 and matched; the one that found it dead was sent again, so every
+    # case was checked by a replica that answered it
     assert all(c.passed for c in report.cases if c.replica != "r3")
+    checked = {(c.protocol, c.case) for c in report.cases if c.passed}
+    cases = {"min", "opt", "max", "random-0", "random-1", *(f"ragged-{i}" for i in range(6))}
+    assert checked == {(p, c) for p in ("http", "grpc") for c in cases}
     assert any(c.passed for c in report.cases if c.replica == "r3")
     assert "FAIL replica r3: " in report.table()
     assert any(line.startswith("replica r3: FAILED") for line in lines)

@@ -8,7 +8,8 @@ For each protocol and model, every live replica must first have the model ready;
 the live replicas in turn (case *i* to replica *i mod n*), and each ragged burst to one replica (the next in turn),
 so every replica answers part of every model. A replica that cannot be reached or answers with a transport error
 (connection refused, reset, timeout: every call of :class:`~trtrepo.check.client.TritonClient` is bounded by the
-request timeout) is marked failed with that error and takes no more requests; the others keep being checked. The
+request timeout) is marked failed with that error and takes no more requests; the request (or burst) that found it
+dead is sent again to the next live replica, so every case is still checked by the others. The
 run ends with a ServeError only when no replica is left. The report (:class:`~trtrepo.check.report.CheckReport`)
 says per case which replica answered and per replica how many requests it answered and why it failed.
 """
@@ -212,22 +213,25 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Seq
              + (f", then {len(ragged)} at once (ragged batches) on one of them" if ragged else ""))
     first = len(report.cases)
     for case, expected in singles:
-        target, turn = _next_live(live, turn)
-        result = _case(model, protocol, case)
-        result.replica = target.replica.name
-        try:
-            reply = target.client(protocol).infer(model.name, case.arrays, served, datatypes)
-        except RequestFailed as exc:
-            result.error = str(exc)
-        except ServeError as exc:
-            result.error = str(exc)
-            target.fail(exc, progress)
-        else:
-            result.latency_ms = round(reply.latency_s * 1e3, 3)
-            result.outputs = _compare_outputs(model, served, reply.outputs, expected)
-        report.cases.append(result)
-        progress(f"{_case_line(result)} [{target.replica.name}]")
-    if ragged:
+        while True:  # a replica found dead keeps its failed entry; the case goes to the next live one
+            target, turn = _next_live(live, turn)
+            result = _case(model, protocol, case)
+            result.replica = target.replica.name
+            try:
+                reply = target.client(protocol).infer(model.name, case.arrays, served, datatypes)
+            except RequestFailed as exc:
+                result.error = str(exc)
+            except ServeError as exc:
+                result.error = str(exc)
+                target.fail(exc, progress)
+            else:
+                result.latency_ms = round(reply.latency_s * 1e3, 3)
+                result.outputs = _compare_outputs(model, served, reply.outputs, expected)
+            report.cases.append(result)
+            progress(f"{_case_line(result)} [{target.replica.name}]")
+            if target.alive:
+                break
+    while ragged:
         target, turn = _next_live(live, turn)
         before = len(report.cases)
         try:
@@ -236,11 +240,13 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Seq
         except ServeError as exc:
             del report.cases[before:]  # a burst cut short: one failed entry for the replica, not half a burst
             failed = _case(model, protocol, ragged[0][0])
-            failed.case, failed.error, failed.replica = "ragged", str(exc), target.replica.name
+            failed.case, failed.error = "ragged", str(exc)
             report.cases.append(failed)
             target.fail(exc, progress)
         for c in report.cases[before:]:
             c.replica = target.replica.name
+        if target.alive:
+            break
     done = report.cases[first:]
     progress(f"check: {model.name} {protocol}: {sum(1 for c in done if c.passed)}/{len(done)} requests matched "
              f"({time.monotonic() - started:.1f} s)")

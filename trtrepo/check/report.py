@@ -215,7 +215,8 @@ class CheckReport:
         rows = [(r.name, r.http or "-", r.grpc or "-", r.requests, r.failed, r.status) for r in self.replicas]
         lines = ["", render(("replica", "http", "grpc", "requests", "failed", "ok"), rows, right=(3, 4))]
         bad = [r for r in self.replicas if not r.passed]
-        lines += [f"FAIL replica {r.name}: {r.error or f'{r.failed} of {r.requests} requests failed'}" for r in bad]
+        lines += [f"FAIL replica {r.name}: " + (r.error or (f"{r.failed} of {r.requests} requests failed" if r.requests
+                                                          else "answered no request")) for r in bad]
         return lines
 
 
