@@ -128,3 +128,34 @@ def test_bad_replica_lists_name_what_is_wrong(tmp_path: Path, text: str | None,
     with pytest.raises(SpecError) as info:
         resolve_replicas(None, None, urls, path)
     assert message in info.value.message
+
+
+def test_cli_passes_several_replicas_to_the_library(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Repeated flags and --endpoints reach run_check as replica lists; one of each stays the single-server form."""
+    import sys
+    import types
+
+    seen: list[dict[str, object]] = []
+
+    class Report:
+        passed = True
+
+        def table(self) -> str:
+            return ""
+
+    def run_check(spec_path: Path, **kwargs: object) -> Report:
+        seen.append(kwargs)
+        return Report()
+
+    fake = types.ModuleType("trtrepo.check")
+    fake.run_check = run_check  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "trtrepo.check", fake)
+    spec = tmp_path / "model.yaml"
+    spec.write_text("models: []\n")
+    assert main(["check", str(spec), "--url-http", "a:1", "--url-http", "b:1", "--url-grpc", "a:2",
+                 "--url-grpc", "b:2"]) == 0
+    assert seen[-1]["replica_urls"] == (("a:1", "b:1"), ("a:2", "b:2")) and "url_http" not in seen[-1]
+    assert main(["check", str(spec), "--endpoints", str(spec)]) == 0
+    assert seen[-1]["endpoints_file"] == spec
+    assert main(["check", str(spec), "--url-http", "a:1"]) == 0
+    assert seen[-1]["url_http"] == "a:1" and seen[-1]["url_grpc"] is None and "replica_urls" not in seen[-1]

@@ -157,7 +157,7 @@ class K8sDeployment:
         return [o for docs in self.documents.values() for o in docs]
 
     def summary(self) -> str:
-        """What was written, for people: one line per object, then the notes."""
+        """What was written, for people: one line per object, the image and the plugins."""
         from trtrepo._table import render
 
         rows = [(d["kind"], d["apiVersion"], d["metadata"]["name"], fname)
@@ -166,7 +166,7 @@ class K8sDeployment:
                  f"image: {self.image} ({self.image_source})",
                  f"plugins: {len(self.plugins)} librar{'y' if len(self.plugins) == 1 else 'ies'} fetched and checked "
                  f"by the init container" if self.plugins else "plugins: none (no init container)"]
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+        return "\n".join(lines)  # the notes go to the log (stderr) as warnings
 
 
 def render_k8s(repo_url: str, repository_dir: str | Path | None, *, replicas: int = 1, max_replicas: int | None = None,
