@@ -27,6 +27,7 @@ class CaseResult:
         outputs: Per-output comparison (empty when the request failed).
         error: The request's error (server answer), '' when it succeeded.
         latency_ms: Round-trip time of the request.
+        replica: Name of the replica that answered ('' when one server was checked).
     """
 
     model: str
@@ -36,6 +37,7 @@ class CaseResult:
     outputs: list[OutputResult] = field(default_factory=list)
     error: str = ""
     latency_ms: float | None = None
+    replica: str = ""
 
     @property
     def passed(self) -> bool:
@@ -52,8 +54,45 @@ class CaseResult:
             "passed": self.passed,
             "error": self.error,
             "latency_ms": self.latency_ms,
+            **({"replica": self.replica} if self.replica else {}),
             "outputs": [o.to_dict() for o in self.outputs],
         }
+
+
+@dataclass
+class ReplicaResult:
+    """One replica of a multi-replica check (:mod:`trtrepo.check.replicas`).
+
+    Attributes:
+        name: Its name (the endpoints file's NAME, else its first endpoint).
+        http: Its HTTP ``host:port`` (None: not checked over HTTP).
+        grpc: Its gRPC ``host:port``.
+        requests: Requests it answered or failed.
+        failed: Of those, how many failed.
+        error: Why it was taken out of the run (unreachable, timed out); '' while it answered.
+    """
+
+    name: str
+    http: str | None
+    grpc: str | None
+    requests: int = 0
+    failed: int = 0
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """It answered at least one request, every one matched, and it never became unreachable."""
+        return not self.error and self.requests > 0 and self.failed == 0
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``FAIL`` (a request did not match) or ``UNREACHABLE`` (taken out of the run)."""
+        return "UNREACHABLE" if self.error else ("ok" if self.passed else "FAIL")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"name": self.name, "http": self.http, "grpc": self.grpc, "passed": self.passed,
+                "status": self.status, "requests": self.requests, "failed": self.failed, "error": self.error}
 
 
 @dataclass
@@ -70,6 +109,7 @@ class CheckReport:
         batching: Model → protocol → ``{"requests": n, "executions": m}`` for the ragged burst (m < n: the
             dynamic batcher merged requests).
         duration_s: Wall time of the run.
+        replicas: Per replica, when several were checked (empty for one server).
     """
 
     spec: str
@@ -80,11 +120,12 @@ class CheckReport:
     environment: dict[str, Any] = field(default_factory=dict)
     batching: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     duration_s: float = 0.0
+    replicas: list[ReplicaResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        """At least one case ran and every case passed."""
-        return bool(self.cases) and all(c.passed for c in self.cases)
+        """At least one case ran, every case passed and every replica (if several) passed."""
+        return bool(self.cases) and all(c.passed for c in self.cases) and all(r.passed for r in self.replicas)
 
     def failures(self) -> list[CaseResult]:
         """The cases that failed."""
@@ -112,6 +153,7 @@ class CheckReport:
             "environment": self.environment,
             "batching": self.batching,
             "duration_s": round(self.duration_s, 3),
+            **({"replicas": [r.to_dict() for r in self.replicas]} if self.replicas else {}),
             "summary": {
                 "cases": len(self.cases),
                 "failed": len(self.failures()),
@@ -141,12 +183,13 @@ class CheckReport:
         rows: list[tuple[str, ...]] = []
         for c in self.cases:
             shapes = " ".join(f"{k}{v}".replace(" ", "") for k, v in c.input_shapes.items())
+            case = f"{c.case}@{c.replica}" if c.replica else c.case
             if c.error or not c.outputs:
-                rows.append((c.model, c.protocol, c.case, shapes, "-", "-", "-", "-", "-", "FAIL"))
+                rows.append((c.model, c.protocol, case, shapes, "-", "-", "-", "-", "-", "FAIL"))
                 continue
             for o in c.outputs:
                 where = "" if o.worst_index is None else "[" + ",".join(str(i) for i in o.worst_index) + "]"
-                rows.append((c.model, c.protocol, c.case, shapes, o.name, f"{o.max_abs_error:.3g}",
+                rows.append((c.model, c.protocol, case, shapes, o.name, f"{o.max_abs_error:.3g}",
                              f"{o.max_rel_error:.3g}", f"{o.atol:g}/{o.rtol:g}", where, "ok" if o.passed else "FAIL"))
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
@@ -154,13 +197,27 @@ class CheckReport:
         details = []
         for c in self.failures():
             if c.error:
-                details.append(f"FAIL {c.model} {c.protocol} {c.case}: {c.error}")
+                details.append(f"FAIL {c.model} {c.protocol} {c.case}{f' on {c.replica}' if c.replica else ''}: "
+                               f"{c.error}")
             for o in c.outputs:
                 if not o.passed:
                     details.append(f"FAIL {c.model} {c.protocol} {c.case} output {o.name}: {o.message}")
         verdict = (f"parity: PASS ({len(self.cases)} requests)" if self.passed else
                    f"parity: FAIL ({len(self.failures())} of {len(self.cases)} requests)")
-        return "\n".join([*lines, *details, verdict])
+        return "\n".join([*lines, *details, *self._replica_lines(), verdict])
+
+    def _replica_lines(self) -> list[str]:
+        """The per-replica table (several replicas only), then one FAIL line per failed replica."""
+        if not self.replicas:
+            return []
+        from trtrepo._table import render
+
+        rows = [(r.name, r.http or "-", r.grpc or "-", r.requests, r.failed, r.status) for r in self.replicas]
+        lines = ["", render(("replica", "http", "grpc", "requests", "failed", "ok"), rows, right=(3, 4))]
+        bad = [r for r in self.replicas if not r.passed]
+        lines += [f"FAIL replica {r.name}: " + (r.error or (f"{r.failed} of {r.requests} requests failed" if r.requests
+                                                          else "answered no request")) for r in bad]
+        return lines
 
 
 def _rank(result: OutputResult) -> tuple[int, float]:

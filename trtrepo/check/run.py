@@ -67,6 +67,8 @@ def run_check(
     tritonserver: str | Path | None = None,
     request_timeout: float | None = None,
     allow_modified: bool = False,
+    replica_urls: tuple[Sequence[str], Sequence[str]] | None = None,
+    endpoints_file: str | Path | None = None,
 ) -> CheckReport:
     """Check every (or the named) model of a model.yaml against eager PyTorch.
 
@@ -83,6 +85,8 @@ def run_check(
         tritonserver: tritonserver binary to start (default: see :func:`trtrepo.serve.find_tritonserver`).
         request_timeout: Seconds per request (default ``$TRTREPO_CHECK_TIMEOUT`` or 60).
         allow_modified: Serve a repository whose files differ from its manifest (warns naming them).
+        replica_urls: Several replicas: repeated ``--url-http`` and repeated ``--url-grpc``, paired by position.
+        endpoints_file: Several replicas: a file of ``HTTP GRPC [NAME]`` lines (:mod:`trtrepo.check.replicas`).
 
     Returns:
         The report; ``report.passed`` says whether every request of every model matched.
@@ -93,6 +97,7 @@ def run_check(
             reached, lacks a model, a model never becomes ready, or the server dies.
     """
     from trtrepo import deps, settings
+    from trtrepo.check.replicas import check_replicas, resolve_replicas
     from trtrepo.check.report import CheckReport
     from trtrepo.check.tolerances import output_tolerance
     from trtrepo.ops.stage import prepare_ops
@@ -103,6 +108,9 @@ def run_check(
     started = time.monotonic()
     spec = load_spec(spec_path)
     chosen = spec.select(list(models) if models else None)
+    replicas = resolve_replicas(url_http, url_grpc, replica_urls, endpoints_file)
+    if replicas:  # one replica takes the single-server path; several all serve the protocols of the first
+        url_http, url_grpc = replicas[0].http, replicas[0].grpc
     protocols = _protocols(protocols, url_http, url_grpc)
     given = {p: _check_url(f"--url-{p}", url) for p, url in (("http", url_http), ("grpc", url_grpc)) if url}
     timeout = request_timeout or settings.check_timeout()
@@ -135,13 +143,12 @@ def run_check(
     for m in chosen:
         report.tolerances[m.name] = {o.name: dict(zip(("atol", "rtol"), output_tolerance(m, o.name), strict=True))
                                      for o in m.outputs}
-    with _endpoints(server, given, progress) as endpoints:
-        report.endpoints = {p: endpoints[p] for p in protocols}
-        report.server_command = server.command_line if server is not None else ""
-        for protocol in protocols:
-            for m in chosen:
-                _check_model(report, m, protocol, endpoints[protocol], served_names[m.name], references[m.name],
-                             server, timeout, ready_timeout, progress)
+    if len(replicas) > 1:
+        check_replicas(report, chosen, protocols, replicas, served_names, references, timeout, ready_timeout,
+                       progress)
+    else:
+        _check_one(report, chosen, protocols, server, given, served_names, references, timeout, ready_timeout,
+                   progress)
     report.duration_s = time.monotonic() - started
     if report_file is not None:
         try:
@@ -268,6 +275,20 @@ def _eager_references(spec: Spec, model: ModelSpec, device: str, progress: Progr
                             f"{len(model.outputs)}")
         refs.append((case, [to_numpy(o) for o in outs]))
     return refs
+
+
+def _check_one(report: CheckReport, chosen: Sequence[ModelSpec], protocols: Sequence[str],
+               server: TritonServer | None, given: dict[str, str], served_names: dict[str, list[str]],
+               references: dict[str, list[Reference]], timeout: float, ready_timeout: float,
+               progress: Progress) -> None:
+    """Every model over every protocol against one server (the one started here, or the one given)."""
+    with _endpoints(server, given, progress) as endpoints:
+        report.endpoints = {p: endpoints[p] for p in protocols}
+        report.server_command = server.command_line if server is not None else ""
+        for protocol in protocols:
+            for m in chosen:
+                _check_model(report, m, protocol, endpoints[protocol], served_names[m.name], references[m.name],
+                             server, timeout, ready_timeout, progress)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,11 @@ from trtrepo.cli._app import cli, csv, progress
 
 @cli.command()
 @click.argument("model_yaml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--url-http", default=None, metavar="HOST:PORT", help="Triton HTTP endpoint.")
-@click.option("--url-grpc", default=None, metavar="HOST:PORT", help="Triton gRPC endpoint.")
+@click.option("--url-http", multiple=True, metavar="HOST:PORT",
+              help="Triton HTTP endpoint; repeat for several replicas (paired with --url-grpc by position).")
+@click.option("--url-grpc", multiple=True, metavar="HOST:PORT", help="Triton gRPC endpoint; repeatable.")
+@click.option("--endpoints", "endpoints_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File of replicas, one a line: HTTP GRPC [NAME] ('-' for a missing endpoint).")
 @click.option("--protocol", type=click.Choice(["http", "grpc", "both"]), default="both", show_default=True)
 @click.option("--models", default=None, metavar="A,B", help="Check only these models.")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
@@ -22,22 +25,31 @@ from trtrepo.cli._app import cli, csv, progress
               help="Repository to serve when no URL is given (default: the spec's).")
 @click.option("--allow-modified", is_flag=True,
               help="Serve a repository whose files differ from its manifest (each file is named in a warning).")
-def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol: str, models: str | None,
-          report: Path | None, repository: Path | None, allow_modified: bool) -> int:
+def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...], endpoints_file: Path | None,
+          protocol: str, models: str | None, report: Path | None, repository: Path | None,
+          allow_modified: bool) -> int:
     """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML.
 
     Ctrl-C, SIGTERM and SIGHUP stop the server the check started (and its stubs); the exit code is then 128 + the
     signal number (130, 143, 129).
+
+    With several replicas (repeated --url-http/--url-grpc, or --endpoints) the requests are spread over them and
+    the report has one entry per replica; a replica that cannot be reached is reported by name and the others are
+    still checked; the exit code is 1 when any replica failed.
     """
     from trtrepo._signals import Interrupted, stop_on_signals
     from trtrepo.check import run_check
 
     protocols = ("http", "grpc") if protocol == "both" else (protocol,)
+    several = len(url_http) > 1 or len(url_grpc) > 1 or endpoints_file is not None
+    urls: dict[str, object] = ({"replica_urls": (url_http, url_grpc), "endpoints_file": endpoints_file} if several
+                               else {"url_http": url_http[0] if url_http else None,
+                                     "url_grpc": url_grpc[0] if url_grpc else None})
     with stop_on_signals():
         try:
-            result = run_check(model_yaml, url_http=url_http, url_grpc=url_grpc, protocols=protocols,
-                               models=csv(models), report_path=report, repository=repository, progress=progress,
-                               allow_modified=allow_modified)
+            result = run_check(model_yaml, protocols=protocols, models=csv(models), report_path=report,
+                               repository=repository, progress=progress, allow_modified=allow_modified,
+                               **urls)  # type: ignore[arg-type]
         except Interrupted as exc:
             click.echo(f"stopped: {exc.signal_name}", err=True)
             return exc.exit_code

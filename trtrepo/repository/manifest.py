@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -108,6 +109,10 @@ def environment(import_torch: bool = False) -> dict[str, Any]:
     }
     for key in _DISTRIBUTIONS:
         env[key] = package_version(key)
+    # an NGC container names its release (``25.10``); the serving image must be of the same one (TensorRT plans)
+    release = os.environ.get("NVIDIA_PYTORCH_VERSION") or os.environ.get("NVIDIA_TRITON_SERVER_VERSION")
+    if release:
+        env["ngc_release"] = release
     env.update(torch_facts(import_torch))
     smi = nvidia_smi()
     if smi is not None:
