@@ -15,7 +15,15 @@ from typing import Any
 import click
 
 from trtrepo import __version__
-from trtrepo.cli import bench_cmd, build_cmd, check_cmd, doctor_cmd, ops_cmd, serve_cmd  # noqa: F401  (register)
+from trtrepo.cli import (  # noqa: F401  (register)
+    bench_cmd,
+    build_cmd,
+    check_cmd,
+    doctor_cmd,
+    ops_cmd,
+    publish_cmd,
+    serve_cmd,
+)
 from trtrepo.cli._app import EXIT_BUG, EXIT_INTERRUPTED, STATE, cli
 from trtrepo.errors import TrtrepoError
 
