@@ -127,7 +127,8 @@ def open_remote(text: str | RepositoryURL, *, endpoint_url: str | None = None, d
     bad_plugins = [f for f in findings if f.path in plugin_rels]
     if findings and (not allow_modified or bad_plugins):
         allow = f", or pass {ALLOW_HINT} to serve it as it is" if offer_allow and not bad_plugins else ""
-        raise RemoteError(describe(url, findings), hint=f"publish the repository again (trtrepo publish REPO URL){allow}")
+        raise RemoteError(describe(url, findings),
+                          hint=f"publish the repository again (trtrepo publish REPO URL){allow}")
     for finding in findings:
         LOGGER.warning("%s: %s: served anyway (%s)", url, finding.describe(), ALLOW_HINT)
     if plugin_dest != mirror:  # fetch-plugins: the configs stay in the mirror, the libraries go to DEST
