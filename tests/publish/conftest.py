@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def s3_endpoint() -> Iterator[str]:
                 os.environ[key] = value
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3(s3_endpoint: str) -> Any:
     """A boto3 S3 client on the moto server (the test's own hands on the store: tampering, listing)."""
     import boto3
@@ -54,17 +54,21 @@ def s3(s3_endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=s3_endpoint)
 
 
-def new_bucket(client: Any) -> str:
-    """A fresh bucket on the moto server."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
+@pytest.fixture(scope="session")
+def make_bucket(s3: Any) -> Callable[[], str]:
+    """Creates a fresh bucket on the moto server and returns its name."""
+    def make() -> str:
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(Bucket=name)
+        return name
+
+    return make
 
 
 @pytest.fixture
-def bucket(s3: Any) -> str:
+def bucket(make_bucket: Callable[[], str]) -> str:
     """A fresh, empty bucket for one test."""
-    return new_bucket(s3)
+    return make_bucket()
 
 
 @pytest.fixture(scope="session")

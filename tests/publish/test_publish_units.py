@@ -96,7 +96,7 @@ def test_upload_order_config_after_all_files_of_its_model_manifest_last(tmp_path
 def test_upload_order_refuses_a_file_outside_the_model_folders(tmp_path: Path) -> None:
     root, files = _repo(tmp_path)
     files["launch.sh"] = "x"
-    with pytest.raises(SpecError, match="'launch.sh' is not inside a model folder"):
+    with pytest.raises(SpecError, match=r"'launch\.sh' is not inside a model folder"):
         upload_plan(root, files, ["a_model", "b_model"])
 
 
