@@ -38,7 +38,7 @@ def test_a_polling_replica_never_loads_a_half_uploaded_model(
     url = f"s3://{s3_endpoint}/{bucket}/prod"
     seen: list[tuple[float, dict[str, str]]] = []
     done = threading.Event()
-    config_up: list[float] = []
+    new_up: list[float] = []  # when each object of the new model was up
 
     with TritonServer(url, extra_args=["--model-control-mode=poll", f"--repository-poll-secs={POLL_SECS}"]) as server:
         assert "--disable-auto-complete-config" in server.command
@@ -49,8 +49,8 @@ def test_a_polling_replica_never_loads_a_half_uploaded_model(
                 time.sleep(0.2)
 
         def slowly(item: Upload) -> None:
-            if item.rel == f"{NEW}/config.pbtxt":
-                config_up.append(time.monotonic())
+            if item.rel.startswith(NEW + "/"):
+                new_up.append(time.monotonic())
             time.sleep(PAUSE_S)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -66,16 +66,15 @@ def test_a_polling_replica_never_loads_a_half_uploaded_model(
             watcher.join(5)
         log = server.log_tail(40)
 
-    uploaded = [u.rel for u in report.uploaded]
-    assert uploaded[-2:] == [f"{NEW}/config.pbtxt", "trtrepo-manifest.json"] and len(uploaded) == 9
-    assert config_up, "the new model's config.pbtxt was never uploaded"
-    before = [states for t, states in seen if t < config_up[0]]
+    assert len(report.uploaded) == 9 and len(new_up) == 8  # the new model's 8 objects, then the manifest
+    before = [states for t, states in seen if t < new_up[-1]]  # while the new model was incomplete
     assert len(before) > 10, "the watcher did not sample the upload"
     assert any(NEW in states for states in before), "the replica never saw the half-uploaded folder: no test"
     loaded_early = [states for states in before if states.get(NEW, "") not in ("", "none")]
     assert not loaded_early, f"the replica loaded {NEW} before its last object was up: {loaded_early[:3]}\n{log}"
     assert seen[-1][1].get(NEW) == "READY", f"{NEW} not READY after the upload: {seen[-1][1]}\n{log}"
     assert all(states.get("gelu_block") == "READY" for _, states in seen), "the served model left READY"
+    assert report.uploaded[-2].rel == f"{NEW}/config.pbtxt"
 
 
 def _states(http_url: str) -> dict[str, str]:
