@@ -29,6 +29,29 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ[CACHE_VARIABLE] = old
 
 
+def _has_tritonserver() -> str | None:
+    from trtrepo.errors import ServeError
+    from trtrepo.serve import find_tritonserver
+
+    try:
+        find_tritonserver()
+    except ServeError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def tritonserver_available() -> None:
+    """Skip (with the reason) when no tritonserver or tritonclient is available."""
+    reason = _has_tritonserver()
+    if reason:
+        pytest.skip(reason)
+    from trtrepo import deps
+
+    if not deps.is_installed("tritonclient"):
+        pytest.skip("tritonclient is not installed")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The checkout's root folder (examples/, plugin_src/, README.md live here)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "tensorrt", "torch_tensorrt", "tritonclient")
+HEAVY = ("torch", "tensorrt", "torch_tensorrt", "tritonclient", "boto3", "botocore")
 
 # Installed first thing in the child interpreter (sitecustomize): importing any heavy package fails as if it were
 # not installed, and find_spec() says "not installed" too, which is what trtrepo.deps probes.
@@ -52,7 +52,8 @@ def test_the_blocker_blocks(blocked_env: dict[str, str], tmp_path: Path) -> None
 
 def test_import_trtrepo_and_cli_without_heavy_packages(blocked_env: dict[str, str], tmp_path: Path) -> None:
     code = ("import sys, trtrepo, trtrepo.cli, trtrepo.spec, trtrepo.deps, trtrepo.build, trtrepo.doctor, "
-            "trtrepo.repository.writer, trtrepo.repository.config, trtrepo.repository.manifest, trtrepo.targets.base; "
+            "trtrepo.repository.writer, trtrepo.repository.config, trtrepo.repository.manifest, trtrepo.targets.base, "
+            "trtrepo.remote, trtrepo.publish; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     result = run(["-c", code], blocked_env, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -60,11 +61,18 @@ def test_import_trtrepo_and_cli_without_heavy_packages(blocked_env: dict[str, st
 
 
 @pytest.mark.parametrize("args", [["--help"], ["build", "--help"], ["serve", "--help"], ["check", "--help"],
-                                  ["bench", "--help"], ["doctor"], ["--version"]])
+                                  ["bench", "--help"], ["publish", "--help"], ["fetch-plugins", "--help"],
+                                  ["doctor"], ["--version"]])
 def test_light_commands_without_heavy_packages(blocked_env: dict[str, str], tmp_path: Path, args: list[str]) -> None:
     result = run(["-m", "trtrepo", *args], blocked_env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+def test_publish_without_boto3_names_the_extra(blocked_env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["-m", "trtrepo", "publish", "--verify-only", "s3://models/prod"], blocked_env, tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "s3:// repositories need boto3" in result.stderr and "pip install 'trtrepo[s3]'" in result.stderr
 
 
 def test_doctor_reports_what_is_missing_and_how_to_install_it(blocked_env: dict[str, str], tmp_path: Path) -> None:

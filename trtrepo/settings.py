@@ -29,7 +29,8 @@ class Setting:
 
 
 CACHE_DIR = Setting("TRTREPO_CACHE_DIR", "$XDG_CACHE_HOME/trtrepo or ~/.cache/trtrepo",
-                    "build cache: compiled ops, PTX, plugin libraries, timing caches, the assembled backend folder "
+                    "build cache: compiled ops, PTX, plugin libraries, timing caches, the assembled backend folder, "
+                    "mirrors of published repositories (remote/) "
                     "(entries are keyed by content: one cache serves every spec and process)")
 TRITONSERVER = Setting("TRTREPO_TRITONSERVER", "tritonserver on PATH, then the nvidia-pytriton wheel's",
                        "the tritonserver binary that serve, check and bench start")

@@ -18,27 +18,6 @@ from trtrepo import deps
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _has_tritonserver() -> str | None:
-    from trtrepo.errors import ServeError
-    from trtrepo.serve import find_tritonserver
-
-    try:
-        find_tritonserver()
-    except ServeError as exc:
-        return str(exc)
-    return None
-
-
-@pytest.fixture(scope="session")
-def tritonserver_available() -> None:
-    """Skip (with the reason) when no tritonserver or tritonclient is available."""
-    reason = _has_tritonserver()
-    if reason:
-        pytest.skip(reason)
-    if not deps.is_installed("tritonclient"):
-        pytest.skip("tritonclient is not installed")
-
-
 @pytest.fixture(scope="session")
 def serve_cache(session_cache: Path) -> Path:
     """The session's build cache (tests/conftest.py)."""

@@ -80,7 +80,8 @@ def run_check(
         models: Only these models.
         report_path: Write the JSON report here (default: :func:`trtrepo.serve.default_report_path` of the
             repository when the check starts the server, none otherwise). Checked for writability first.
-        repository: Repository to serve when no URL is given (default: the spec's).
+        repository: Repository to serve when no URL is given (default: the spec's): a folder, or the URL of a
+            published one (``s3://...``: verified and mirrored by :func:`trtrepo.remote.open_remote`).
         progress: Called with one line per step.
         tritonserver: tritonserver binary to start (default: see :func:`trtrepo.serve.find_tritonserver`).
         request_timeout: Seconds per request (default ``$TRTREPO_CHECK_TIMEOUT`` or 60).
@@ -101,6 +102,7 @@ def run_check(
     from trtrepo.check.report import CheckReport
     from trtrepo.check.tolerances import output_tolerance
     from trtrepo.ops.stage import prepare_ops
+    from trtrepo.remote import is_url, mirror_folder, parse_url
     from trtrepo.repository.reader import read_repository
     from trtrepo.serve import TritonServer, default_report_path
     from trtrepo.spec import load_spec
@@ -115,7 +117,11 @@ def run_check(
     given = {p: _check_url(f"--url-{p}", url) for p, url in (("http", url_http), ("grpc", url_grpc)) if url}
     timeout = request_timeout or settings.check_timeout()
     ready_timeout = settings.check_timeout() if settings.CHECK_TIMEOUT.raw() else DEFAULT_READY_TIMEOUT
-    repo = Path(repository).resolve() if repository else spec.repository
+    serve_from: str | Path | None = str(repository) if is_url(repository) else None  # a published repository
+    if serve_from is not None:
+        repo = mirror_folder(parse_url(str(serve_from)))  # its local mirror: reports, configs, plugin libraries
+    else:
+        repo = Path(repository).resolve() if repository else spec.repository
     own_server = not given
     if report_path is not None:
         report_file: Path | None = writable_report_path(report_path, "--report")
@@ -128,7 +134,7 @@ def run_check(
 
     server: TritonServer | None = None
     if own_server:  # everything about the repository and the server, before any work
-        server = TritonServer(repo, tritonserver=tritonserver, startup_timeout=ready_timeout,
+        server = TritonServer(serve_from or repo, tritonserver=tritonserver, startup_timeout=ready_timeout,
                               allow_modified=allow_modified, progress=progress).prepare()
     view = read_repository(repo) if own_server or repo.is_dir() else None
     served_names = {m.name: (view.served_output_names(m.name, [o.name for o in m.outputs]) if view is not None

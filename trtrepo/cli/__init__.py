@@ -22,6 +22,7 @@ from trtrepo.cli import (  # noqa: F401  (register)
     deploy_cmd,
     doctor_cmd,
     ops_cmd,
+    publish_cmd,
     serve_cmd,
 )
 from trtrepo.cli._app import EXIT_BUG, EXIT_INTERRUPTED, STATE, cli

@@ -21,12 +21,12 @@ from trtrepo.cli._app import cli, csv, progress
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Write the parity report (JSON) here (default when the check starts the server: the "
                    "repository's run folder under the cache, never the repository).")
-@click.option("--repository", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Repository to serve when no URL is given (default: the spec's).")
+@click.option("--repository", default=None, metavar="DIR|URL",
+              help="Repository to serve when no URL is given (default: the spec's); a folder or an s3:// URL.")
 @click.option("--allow-modified", is_flag=True,
               help="Serve a repository whose files differ from its manifest (each file is named in a warning).")
 def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...], endpoints_file: Path | None,
-          protocol: str, models: str | None, report: Path | None, repository: Path | None,
+          protocol: str, models: str | None, report: Path | None, repository: str | None,
           allow_modified: bool) -> int:
     """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML.
 

@@ -141,21 +141,15 @@ class TritonServer:
         for what, port in (("http_port", self.http_port), ("grpc_port", self.grpc_port),
                            ("metrics_port", self.metrics_port)):
             check_port(port, what)
-        root = Path(self.repository).resolve()
-        self.verification = verify_repository(root, allow_modified=self.allow_modified)
-        from trtrepo.repository.plugins import plugin_backend_config, served_plugin_libraries
-        from trtrepo.repository.reader import read_repository
-
-        plugins = plugin_backend_config(served_plugin_libraries(read_repository(root)))
+        root, model_repository, plugins = self._repository()
         self.install = find_tritonserver(self.tritonserver)
-        self.repository = root
         self.http_port = self.http_port or free_port(self.host)
         self.grpc_port = self.grpc_port or free_port(self.host)
         self.metrics_port = self.metrics_port or free_port(self.host)
         self.log_path = Path(self.log_path) if self.log_path is not None else new_log_path(root)
         self.command = [
             str(self.install.binary),
-            f"--model-repository={root}",
+            f"--model-repository={model_repository}",
             f"--http-address={self.host}", f"--http-port={self.http_port}",
             f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
             f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
@@ -165,6 +159,8 @@ class TritonServer:
         backends = backend_directory(self.install)
         if backends is not None:
             self.command.append(f"--backend-directory={backends}")
+        if model_repository != str(root):  # a URL: polling replicas must not autocomplete a config-less folder
+            self.command.append("--disable-auto-complete-config")
         self.command += [*plugins, *self.extra_args]
         self.env = server_environment(self.install)
         self._prepared = True
@@ -330,6 +326,26 @@ class TritonServer:
         self.stop()
 
     # -- internals
+    def _repository(self) -> tuple[Path, str, list[str]]:
+        """(local folder for logs, ``--model-repository`` value, plugin flags), the repository verified.
+
+        A URL (``s3://...``) is verified object by object against its manifest and its TensorRT plugin libraries
+        are fetched into a local mirror (:func:`trtrepo.remote.open_remote`); the logs go to the mirror's run folder.
+        """
+        from trtrepo.remote import is_url, open_remote
+
+        if is_url(self.repository):
+            remote = open_remote(str(self.repository), allow_modified=self.allow_modified, offer_allow=True,
+                                 progress=self.progress or LOGGER.info)
+            return remote.mirror, remote.url.triton_url, remote.backend_config
+        from trtrepo.repository.plugins import plugin_backend_config, served_plugin_libraries
+        from trtrepo.repository.reader import read_repository
+
+        root = Path(self.repository).resolve()
+        self.verification = verify_repository(root, allow_modified=self.allow_modified)
+        self.repository = root
+        return root, str(root), plugin_backend_config(served_plugin_libraries(read_repository(root)))
+
     def _get(self, route: str) -> int | None:
         try:
             with urllib.request.urlopen(f"http://{self.http_url}{route}", timeout=2.0) as resp:
