@@ -543,7 +543,8 @@ def _metric(raw: Any, where: str) -> Metric:
     ((key, value),) = raw.items()
     criterion = _choice(str(key), where, METRICS)
     if criterion == "elementwise":
-        raise SpecError(f"{where}.elementwise: takes no bound (write metric: elementwise; atol/rtol set its tolerances)")
+        raise SpecError(f"{where}.elementwise: takes no bound (write metric: elementwise; atol/rtol are its "
+                        "tolerances)")
     bound = _tolerance(value, f"{where}.{criterion}")
     if criterion in ("cosine", "fraction_outside") and bound > 1:
         raise SpecError(f"{where}.{criterion}: must be from 0 to 1, got {bound:g}")

@@ -1,11 +1,11 @@
 """Every custom-op call of an eager forward, with its tensors: the material of the per-op probes (``check --ops``).
 
-The model runs eagerly, unchanged, on the check's seeded cases (:func:`trtrepo.check.inputs.profile_cases`) under a
-``TorchDispatchMode`` that sees each op call after autograd and before the kernel; calls of the ops the spec's plugin
-sources describe are recorded: the tensor arguments (numpy, bf16 bit-exact), the other arguments by their schema
-names (the op's attributes) and the outputs. Calls are kept per op, deduplicated by input shapes, dtypes and
-attributes, at most ``limit`` per op (the first ones seen); ``total`` counts every call. Ops are ordered by their
-first call, which is the graph order of an eager forward (the order ``torch.export`` writes the nodes in).
+The model runs eagerly, unchanged, on the check's seeded cases (:func:`trtrepo.check.inputs.profile_cases`) under
+the torch dispatch mode of :func:`trtrepo.ops.trace.op_watch`, which sees each op call however the model reaches it;
+calls of the ops the spec's plugin sources describe are recorded: the tensor arguments (numpy, bf16 bit-exact), the
+other arguments by their schema names (the op's attributes) and the outputs. Calls are kept per op, deduplicated by
+input shapes and dtypes, at most ``limit`` per op (the first ones seen); ``total`` counts every call. Ops are ordered
+by their first call, which is the graph order of an eager forward (the order ``torch.export`` writes the nodes in).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class Capture:
 
 def capture_op_calls(net: Any, model: ModelSpec, ops: Mapping[str, OpDescription], cases: Sequence[InputCase],
                      device: str = "cpu", limit: int = DEFAULT_CALLS_PER_OP) -> Capture:
-    """Run ``net`` on every case and record its calls of ``ops``.
+    """Run ``net`` on every case and record its calls of ``ops`` (through :func:`trtrepo.ops.trace.op_watch`, which
+    also holds each output to its op.yaml rule).
 
     Args:
         net: The eager module (ops loaded).
@@ -90,43 +91,34 @@ def capture_op_calls(net: Any, model: ModelSpec, ops: Mapping[str, OpDescription
         cases: Input cases.
         device: Where the inputs go.
         limit: Distinct calls kept per op.
+
+    Raises:
+        KernelContractError: An op returned outputs its op.yaml rules do not give.
     """
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     from trtrepo.check.inputs import to_torch
+    from trtrepo.ops.trace import op_watch
 
     capture = Capture(model=model.name)
     seen: dict[str, set[CallKey]] = {}
-    current = [""]
-
-    def record(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any) -> None:
-        name = str(func._schema.name)
-        if name not in ops:
-            return
-        capture.total[name] = capture.total.get(name, 0) + 1
-        if name not in capture.order:
-            capture.order.append(name)
-        call = _op_call(name, func._schema, args, kwargs, out, current[0])
-        keys = seen.setdefault(name, set())
-        if call.key() in keys or len(keys) >= limit:
-            return
-        keys.add(call.key())
-        capture.calls.setdefault(name, []).append(call)
-
-    class _Recorder(TorchDispatchMode):
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
-                               kwargs: Mapping[str, Any] | None = None) -> Any:
-            out = func(*args, **(kwargs or {}))
-            record(func, args, kwargs or {}, out)
-            return out
-
     dtypes = {t.name: t.dtype for t in model.inputs}
     for case in cases:
-        current[0] = case.name
         inputs = [to_torch(case.arrays[t.name], dtypes[t.name], device) for t in model.inputs]
-        with torch.inference_mode(), _Recorder():
+        watch = op_watch(ops, record=1)
+        with torch.inference_mode(), watch:
             net(*inputs)
+        for op, count in watch.counts.items():
+            capture.total[op] = capture.total.get(op, 0) + count
+        for watched in watch.calls:
+            if watched.op not in capture.order:
+                capture.order.append(watched.op)
+            call = _op_call(watched, ops[watched.op], case.name)
+            keys = seen.setdefault(call.op, set())
+            if call.key() in keys or len(keys) >= limit:
+                continue
+            keys.add(call.key())
+            capture.calls.setdefault(call.op, []).append(call)
     LOGGER.debug("captured %s", {op: len(c) for op, c in capture.calls.items()})
     return capture
 
@@ -153,26 +145,14 @@ def run_op(call: OpCall, device: str = "cpu", dtype: str | None = None) -> list[
     return [to_numpy(o) for o in _flat(out)]
 
 
-def _op_call(name: str, schema: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any,
-             case: str) -> OpCall:
-    import torch
-
+def _op_call(watched: Any, desc: OpDescription, case: str) -> OpCall:
     from trtrepo import dtypes as dt
     from trtrepo.check.inputs import to_numpy
 
-    names, values, kinds = [], [], []
-    attributes: dict[str, Any] = {}
-    for i, arg in enumerate(schema.arguments):
-        value = args[i] if i < len(args) else kwargs.get(arg.name, arg.default_value)
-        if isinstance(value, torch.Tensor):
-            names.append(arg.name)
-            values.append(to_numpy(value))
-            kinds.append(dt.from_torch(value.dtype))
-        else:
-            attributes[arg.name] = value
-    outputs = tuple(to_numpy(o) for o in _flat(out))
-    return OpCall(op=name, case=case, input_names=tuple(names), inputs=tuple(values), dtypes=tuple(kinds),
-                  attributes=attributes, outputs=outputs)
+    return OpCall(op=watched.op, case=case, input_names=tuple(desc.inputs),
+                  inputs=tuple(to_numpy(t) for t in watched.inputs),
+                  dtypes=tuple(dt.from_torch(t.dtype) for t in watched.inputs), attributes=dict(watched.attributes),
+                  outputs=tuple(to_numpy(o) for o in watched.outputs))
 
 
 def _flat(out: Any) -> list[Any]:

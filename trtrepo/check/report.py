@@ -6,9 +6,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtrepo.check.compare import OutputResult
+
+if TYPE_CHECKING:
+    from trtrepo.check.ops_report import OpsReport
 
 LOGGER = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class CheckReport:
         batching: Model → protocol → ``{"requests": n, "executions": m}`` for the ragged burst (m < n: the
             dynamic batcher merged requests).
         duration_s: Wall time of the run.
+        ops: The per-op parity of ``check --ops`` (:mod:`trtrepo.check.ops_report`), None without it.
     """
 
     spec: str
@@ -80,11 +84,12 @@ class CheckReport:
     environment: dict[str, Any] = field(default_factory=dict)
     batching: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     duration_s: float = 0.0
+    ops: OpsReport | None = None
 
     @property
     def passed(self) -> bool:
-        """At least one case ran and every case passed."""
-        return bool(self.cases) and all(c.passed for c in self.cases)
+        """At least one case ran and every case passed (and, with ``--ops``, every op probe)."""
+        return bool(self.cases) and all(c.passed for c in self.cases) and (self.ops is None or self.ops.passed)
 
     def failures(self) -> list[CaseResult]:
         """The cases that failed."""
@@ -122,6 +127,7 @@ class CheckReport:
                 ],
             },
             "cases": [c.to_dict() for c in self.cases],
+            **({"ops": self.ops.to_dict()} if self.ops is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -158,9 +164,10 @@ class CheckReport:
             for o in c.outputs:
                 if not o.passed:
                     details.append(f"FAIL {c.model} {c.protocol} {c.case} output {o.name}: {o.message}")
-        verdict = (f"parity: PASS ({len(self.cases)} requests)" if self.passed else
+        verdict = (f"parity: PASS ({len(self.cases)} requests)" if not self.failures() and self.cases else
                    f"parity: FAIL ({len(self.failures())} of {len(self.cases)} requests)")
-        return "\n".join([*lines, *details, verdict])
+        ops = [self.ops.table()] if self.ops is not None else []
+        return "\n".join([*lines, *details, verdict, *ops])
 
 
 def _rank(result: OutputResult) -> tuple[int, float]:

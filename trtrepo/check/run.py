@@ -67,6 +67,8 @@ def run_check(
     tritonserver: str | Path | None = None,
     request_timeout: float | None = None,
     allow_modified: bool = False,
+    ops: bool = False,
+    plot: str | Path | None = None,
 ) -> CheckReport:
     """Check every (or the named) model of a model.yaml against eager PyTorch.
 
@@ -83,6 +85,8 @@ def run_check(
         tritonserver: tritonserver binary to start (default: see :func:`trtrepo.serve.find_tritonserver`).
         request_timeout: Seconds per request (default ``$TRTREPO_CHECK_TIMEOUT`` or 60).
         allow_modified: Serve a repository whose files differ from its manifest (warns naming them).
+        ops: Also probe every custom op through Triton (:mod:`trtrepo.check.ops_report`); ``report.ops``.
+        plot: With ``ops``: write the per-op error plot (PNG) here; needs matplotlib.
 
     Returns:
         The report; ``report.passed`` says whether every request of every model matched.
@@ -117,6 +121,10 @@ def run_check(
         report_file = None
     deps.require("torch", "trtrepo check")
     deps.require("tritonclient", "trtrepo check")
+    if plot is not None:
+        from trtrepo.check.ops_report import require_plotting
+
+        require_plotting()
 
     server: TritonServer | None = None
     if own_server:  # everything about the repository and the server, before any work
@@ -142,6 +150,12 @@ def run_check(
             for m in chosen:
                 _check_model(report, m, protocol, endpoints[protocol], served_names[m.name], references[m.name],
                              server, timeout, ready_timeout, progress)
+    if ops:
+        from trtrepo.check.ops_report import check_ops
+
+        report.ops = check_ops(spec, chosen, repository=repo, model_report=report, protocols=protocols, timeout=timeout,
+                               ready_timeout=ready_timeout, device=device, tritonserver=tritonserver,
+                               plot=Path(plot) if plot is not None else None, progress=progress)
     report.duration_s = time.monotonic() - started
     if report_file is not None:
         try:
@@ -160,6 +174,11 @@ def raise_for_failure(report: CheckReport) -> None:
     if report.passed:
         return
     first = report.failures()[0] if report.failures() else None
+    drift = next((m.first_drift() for m in report.ops.models if m.first_drift()), None) if report.ops else None
+    if first is None and drift is not None:
+        raise ParityError(f"parity: {drift.model}: op {drift.op} drifts: {drift.first_failure()}")
+    if first is None and report.cases and report.ops is not None:
+        raise ParityError("parity: the model matches but not every custom op was probed (see the ops table)")
     if first is None:
         raise ParityError("parity: no request was checked")
     bad = next((o for o in first.outputs if not o.passed), None)
@@ -385,12 +404,15 @@ def _case(model: ModelSpec, protocol: str, case: InputCase) -> CaseResult:
 def _compare_outputs(model: ModelSpec, served: list[str], actual: dict[str, Any],
                      expected: list[Any]) -> list[OutputResult]:
     from trtrepo.check.compare import compare
-    from trtrepo.check.tolerances import output_tolerance
+    from trtrepo.check.stats import error_stats, judged
+    from trtrepo.check.tolerances import output_metric, output_tolerance
 
     results = []
     for spec_out, served_name, eager in zip(model.outputs, served, expected, strict=True):
         atol, rtol = output_tolerance(model, spec_out.name)
-        results.append(compare(spec_out.name, actual[served_name], eager, atol, rtol))
+        metric = output_metric(model, spec_out.name)  # parity.metric: another criterion than atol/rtol
+        results.append(compare(spec_out.name, actual[served_name], eager, atol, rtol) if metric is None else
+                       judged(error_stats(spec_out.name, actual[served_name], eager, atol, rtol), metric))
     return results
 
 

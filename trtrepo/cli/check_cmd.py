@@ -22,8 +22,13 @@ from trtrepo.cli._app import cli, csv, progress
               help="Repository to serve when no URL is given (default: the spec's).")
 @click.option("--allow-modified", is_flag=True,
               help="Serve a repository whose files differ from its manifest (each file is named in a warning).")
+@click.option("--ops", is_flag=True,
+              help="Also probe every custom op alone through Triton (one-op models built like the model, in a "
+                   "temporary repository) and name the first op that drifts.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --ops: write a per-op error plot (PNG) here (needs matplotlib).")
 def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol: str, models: str | None,
-          report: Path | None, repository: Path | None, allow_modified: bool) -> int:
+          report: Path | None, repository: Path | None, allow_modified: bool, ops: bool, plot: Path | None) -> int:
     """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML.
 
     Ctrl-C, SIGTERM and SIGHUP stop the server the check started (and its stubs); the exit code is then 128 + the
@@ -33,11 +38,13 @@ def check(model_yaml: Path, url_http: str | None, url_grpc: str | None, protocol
     from trtrepo.check import run_check
 
     protocols = ("http", "grpc") if protocol == "both" else (protocol,)
+    if plot is not None and not ops:
+        raise click.UsageError("--plot needs --ops")
     with stop_on_signals():
         try:
             result = run_check(model_yaml, url_http=url_http, url_grpc=url_grpc, protocols=protocols,
                                models=csv(models), report_path=report, repository=repository, progress=progress,
-                               allow_modified=allow_modified)
+                               allow_modified=allow_modified, ops=ops, plot=plot)
         except Interrupted as exc:
             click.echo(f"stopped: {exc.signal_name}", err=True)
             return exc.exit_code
