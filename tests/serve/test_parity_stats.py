@@ -152,6 +152,9 @@ def test_not_served_is_reported_per_op_and_is_not_a_pass() -> None:
     assert report.to_dict()["models"][0]["ops"][1]["status"] == "not served"
     passing = OpsReport(models=[ModelOps(model="m", precision="fp32", ops=[_op("ns::a", 1, True)])])
     assert passing.passed and passing.table().endswith("ops: PASS (1 ops, 1 probe requests)")
+    nothing = OpsReport(models=[ModelOps(model="m", precision="fp32")])
+    assert nothing.passed and "(no custom op calls captured)" in nothing.table()
+    assert nothing.table().endswith("ops: PASS (the models call no custom op of the spec's plugin sources)")
 
 
 def test_tensorrt_probe_without_tensorrt_is_not_served(tmp_path: Path) -> None:

@@ -215,8 +215,8 @@ class OpsReport:
 
     @property
     def passed(self) -> bool:
-        """At least one op was probed, every op was served and every probe passed (not served is not a pass)."""
-        return bool(self.ops) and all(o.status == "pass" for o in self.ops)
+        """Every op was served and every probe passed (not served is not a pass; no custom op: nothing failed)."""
+        return all(o.status == "pass" for o in self.ops)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -273,7 +273,9 @@ class OpsReport:
                     lines.append(f"{m.model} {o.op}: {o.not_served}")
         failed = [o for o in self.ops if o.status == "FAIL"]
         unserved = [o for o in self.ops if o.not_served]
-        if self.passed:
+        if not self.ops:
+            lines.append("ops: PASS (the models call no custom op of the spec's plugin sources)")
+        elif self.passed:
             lines.append(f"ops: PASS ({len(self.ops)} ops, {sum(len(o.calls) for o in self.ops)} probe requests)")
         elif failed:
             lines.append(f"ops: FAIL ({len(failed)} of {len(self.ops)} ops)")
@@ -376,7 +378,7 @@ def _serve_probes(report: OpsReport, spec: Spec, probes: list[Probe], served: Pa
     from trtrepo.check.client import TritonClient
     from trtrepo.check.op_probe import probe_folder, write_probe_repository
     from trtrepo.check.tolerances import output_metric
-    from trtrepo.serve import TritonServer
+    from trtrepo.serve import TritonServer, new_log_path
 
     entries = {(o.model, o.op): o for o in report.ops}
     models = {m.name: m for m in spec.models}
@@ -385,10 +387,13 @@ def _serve_probes(report: OpsReport, spec: Spec, probes: list[Probe], served: Pa
         built = write_probe_repository(spec, probes, folder, served=served, records=records, device=device,
                                        progress=progress)
         report.library = built.library
-        server = TritonServer(folder, tritonserver=tritonserver, startup_timeout=ready_timeout, progress=progress)
+        # the log goes beside the served repository's server logs (kept and pruned there), not into the probe folder
+        server = TritonServer(folder, tritonserver=tritonserver, startup_timeout=ready_timeout, progress=progress,
+                              log_path=new_log_path(served or spec.repository))
         server.prepare()
         report.server_command = server.command_line
         progress(f"ops: serve: {server.command_line}")
+        progress(f"ops: serve: log {server.log_path}")
         with server:
             for protocol in protocols:
                 url = server.http_url if protocol == "http" else server.grpc_url
