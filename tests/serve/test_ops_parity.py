@@ -43,10 +43,17 @@ def _tritonserver(tritonserver_available: None) -> None:
 
 def test_gelu_example_ops_pass_and_every_op_is_reported(gelu_project: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from trtrepo._hashing import hash_tree
+
+    def tree() -> dict[str, str]:  # the Python backend's stub writes __pycache__ into what it serves: not ours
+        return {k: v for k, v in hash_tree(gelu_project.parent).items() if "__pycache__" not in k}
+
+    before = tree()
     report = tmp_path / "report.json"
     code = main(["check", str(gelu_project), "--ops", "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 0, out
+    assert tree() == before  # the probe repository never went into the user's folder
     data = json.loads(report.read_text())
     assert data["passed"] is True
     (model,) = data["ops"]["models"]
