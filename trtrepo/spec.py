@@ -28,6 +28,8 @@ TARGETS = ("auto", "tensorrt", "torch")
 LOWERINGS = ("plugin", "aot", "decompose")
 INSTANCE_KINDS = ("auto", "cpu", "gpu")
 WARMUP_DATA = ("sample", "random", "zero")
+# parity criteria (trtrepo.check.stats): elementwise = atol/rtol; cosine is a lower bound, the others upper bounds
+METRICS = ("elementwise", "cosine", "max_abs", "mean_abs", "p99_abs", "fraction_outside")
 
 DEFAULT_REPOSITORY = "model_repository"
 DEFAULT_PLUGIN_SOURCES = ("plugin_src",)
@@ -83,12 +85,22 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """A parity criterion: ``elementwise`` (atol/rtol), or a statistic and its bound (``cosine`` >= threshold, the
+    others <= threshold)."""
+
+    criterion: str = "elementwise"
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
 class OutputSpec:
-    """One model output and its parity tolerances (None = the model's parity default)."""
+    """One model output and its parity tolerances and criterion (None = the model's parity default)."""
 
     name: str
     atol: float | None = None
     rtol: float | None = None
+    metric: Metric | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,7 @@ class ParitySpec:
     samples: int = DEFAULT_PARITY_SAMPLES
     seed: int = DEFAULT_PARITY_SEED
     ragged_requests: int = DEFAULT_RAGGED_REQUESTS
+    metric: Metric | None = None
 
 
 @dataclass(frozen=True)
@@ -409,11 +422,12 @@ def _input(raw: Any, where: str) -> TensorSpec:
 def _output(raw: Any, where: str) -> OutputSpec:
     if isinstance(raw, str):
         raw = {"name": raw}
-    doc = _mapping(raw, where, allowed=("name", "atol", "rtol"), required=("name",))
+    doc = _mapping(raw, where, allowed=("name", "atol", "rtol", "metric"), required=("name",))
     return OutputSpec(
         name=_name(doc["name"], f"{where}.name"),
         atol=_tolerance(doc["atol"], f"{where}.atol") if "atol" in doc else None,
         rtol=_tolerance(doc["rtol"], f"{where}.rtol") if "rtol" in doc else None,
+        metric=_metric(doc["metric"], f"{where}.metric") if "metric" in doc else None,
     )
 
 
@@ -507,7 +521,7 @@ def _warmup(raw: Any, where: str) -> Warmup:
 
 
 def _parity(raw: Any, where: str) -> ParitySpec:
-    doc = _mapping(raw, where, allowed=("atol", "rtol", "samples", "seed", "ragged_requests"))
+    doc = _mapping(raw, where, allowed=("atol", "rtol", "samples", "seed", "ragged_requests", "metric"))
     return ParitySpec(
         atol=_tolerance(doc["atol"], f"{where}.atol") if "atol" in doc else None,
         rtol=_tolerance(doc["rtol"], f"{where}.rtol") if "rtol" in doc else None,
@@ -515,7 +529,26 @@ def _parity(raw: Any, where: str) -> ParitySpec:
         seed=_int(doc.get("seed", DEFAULT_PARITY_SEED), f"{where}.seed", minimum=0, maximum=INT64_MAX),
         ragged_requests=_int(doc.get("ragged_requests", DEFAULT_RAGGED_REQUESTS), f"{where}.ragged_requests",
                              minimum=0, maximum=INT32_MAX),
+        metric=_metric(doc["metric"], f"{where}.metric") if "metric" in doc else None,
     )
+
+
+def _metric(raw: Any, where: str) -> Metric:
+    """``elementwise``, or a one-key mapping ``{criterion: bound}`` (``{cosine: 0.999}``)."""
+    if raw == "elementwise":
+        return Metric()
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise SpecError(f"{where}: must be elementwise or one criterion with its bound (e.g. {{cosine: 0.999}}), got "
+                        f"{_kind(raw)}", hint=f"criteria: {', '.join(METRICS)}")
+    ((key, value),) = raw.items()
+    criterion = _choice(str(key), where, METRICS)
+    if criterion == "elementwise":
+        raise SpecError(f"{where}.elementwise: takes no bound (write metric: elementwise; atol/rtol are its "
+                        "tolerances)")
+    bound = _tolerance(value, f"{where}.{criterion}")
+    if criterion in ("cosine", "fraction_outside") and bound > 1:
+        raise SpecError(f"{where}.{criterion}: must be from 0 to 1, got {bound:g}")
+    return Metric(criterion=criterion, threshold=bound)
 
 
 # ------------------------------------------------------------------------------------------ cross-field checks

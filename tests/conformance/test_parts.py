@@ -99,8 +99,11 @@ def test_broken_copies(kind: str, tmp_path: Path) -> None:
     original = REPO / "plugin_src" / broken.DEFAULT_OP[kind]
     changed = [p.name for p in sorted(op.iterdir()) if p.is_file()
                and (not (original / p.name).is_file() or p.read_bytes() != (original / p.name).read_bytes())]
-    assert changed == (["op.yaml"] if kind == "swapped-scalars" else [f"{op.name}_plugin.cpp"])
-    if kind != "swapped-scalars":  # the bundled ops' plugins are generated: the copy holds the broken generated one
+    expected = {"swapped-scalars": "op.yaml", "wrong-cpu-reference": f"{op.name}_cpu.cpp"}
+    assert changed == [expected.get(kind, f"{op.name}_plugin.cpp")]
+    if kind == "wrong-cpu-reference":
+        assert "0.55f * v" in (op / f"{op.name}_cpu.cpp").read_text()
+    elif kind != "swapped-scalars":  # the bundled ops' plugins are generated: the copy holds the broken generated one
         plugin = (op / f"{op.name}_plugin.cpp").read_text()
         assert '#include "launch.h"' in plugin and "TRTREPO_REGISTER_PLUGIN" in plugin
         assert ("kTrtrepoF16;  // deliberately wrong" if kind == "wrong-dtype" else '"epsilon"') in plugin

@@ -6,9 +6,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtrepo.check.compare import OutputResult
+
+if TYPE_CHECKING:
+    from trtrepo.check.ops_report import OpsReport
 
 LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ class CheckReport:
             dynamic batcher merged requests).
         duration_s: Wall time of the run.
         replicas: Per replica, when several were checked (empty for one server).
+        ops: The per-op parity of ``check --ops`` (:mod:`trtrepo.check.ops_report`), None without it.
     """
 
     spec: str
@@ -121,11 +125,14 @@ class CheckReport:
     batching: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     duration_s: float = 0.0
     replicas: list[ReplicaResult] = field(default_factory=list)
+    ops: OpsReport | None = None
 
     @property
     def passed(self) -> bool:
-        """At least one case ran, every case passed and every replica (if several) passed."""
-        return bool(self.cases) and all(c.passed for c in self.cases) and all(r.passed for r in self.replicas)
+        """At least one case ran, every case passed, every replica (if several) passed and, with ``--ops``, every
+        op probe."""
+        return (bool(self.cases) and all(c.passed for c in self.cases) and all(r.passed for r in self.replicas)
+                and (self.ops is None or self.ops.passed))
 
     def failures(self) -> list[CaseResult]:
         """The cases that failed."""
@@ -164,6 +171,7 @@ class CheckReport:
                 ],
             },
             "cases": [c.to_dict() for c in self.cases],
+            **({"ops": self.ops.to_dict()} if self.ops is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -202,9 +210,10 @@ class CheckReport:
             for o in c.outputs:
                 if not o.passed:
                     details.append(f"FAIL {c.model} {c.protocol} {c.case} output {o.name}: {o.message}")
-        verdict = (f"parity: PASS ({len(self.cases)} requests)" if self.passed else
+        verdict = (f"parity: PASS ({len(self.cases)} requests)" if not self.failures() and self.cases else
                    f"parity: FAIL ({len(self.failures())} of {len(self.cases)} requests)")
-        return "\n".join([*lines, *details, *self._replica_lines(), verdict])
+        ops = [self.ops.table()] if self.ops is not None else []
+        return "\n".join([*lines, *details, *self._replica_lines(), verdict, *ops])
 
     def _replica_lines(self) -> list[str]:
         """The per-replica table (several replicas only), then one FAIL line per failed replica."""

@@ -69,6 +69,8 @@ def run_check(
     allow_modified: bool = False,
     replica_urls: tuple[Sequence[str], Sequence[str]] | None = None,
     endpoints_file: str | Path | None = None,
+    ops: bool = False,
+    plot: str | Path | None = None,
 ) -> CheckReport:
     """Check every (or the named) model of a model.yaml against eager PyTorch.
 
@@ -88,6 +90,8 @@ def run_check(
         allow_modified: Serve a repository whose files differ from its manifest (warns naming them).
         replica_urls: Several replicas: repeated ``--url-http`` and repeated ``--url-grpc``, paired by position.
         endpoints_file: Several replicas: a file of ``HTTP GRPC [NAME]`` lines (:mod:`trtrepo.check.replicas`).
+        ops: Also probe every custom op through Triton (:mod:`trtrepo.check.ops_report`); ``report.ops``.
+        plot: With ``ops``: write the per-op error plot (PNG) here; needs matplotlib.
 
     Returns:
         The report; ``report.passed`` says whether every request of every model matched.
@@ -131,6 +135,10 @@ def run_check(
         report_file = None
     deps.require("torch", "trtrepo check")
     deps.require("tritonclient", "trtrepo check")
+    if plot is not None:
+        from trtrepo.check.ops_report import require_plotting
+
+        require_plotting()
 
     server: TritonServer | None = None
     if own_server:  # everything about the repository and the server, before any work
@@ -155,6 +163,12 @@ def run_check(
     else:
         _check_one(report, chosen, protocols, server, given, served_names, references, timeout, ready_timeout,
                    progress)
+    if ops:
+        from trtrepo.check.ops_report import check_ops
+
+        report.ops = check_ops(spec, chosen, repository=repo, model_report=report, protocols=protocols, timeout=timeout,
+                               ready_timeout=ready_timeout, device=device, tritonserver=tritonserver,
+                               plot=Path(plot) if plot is not None else None, progress=progress)
     report.duration_s = time.monotonic() - started
     if report_file is not None:
         try:
@@ -173,6 +187,11 @@ def raise_for_failure(report: CheckReport) -> None:
     if report.passed:
         return
     first = report.failures()[0] if report.failures() else None
+    drift = next((m.first_drift() for m in report.ops.models if m.first_drift()), None) if report.ops else None
+    if first is None and drift is not None:
+        raise ParityError(f"parity: {drift.model}: op {drift.op} drifts: {drift.first_failure()}")
+    if first is None and report.cases and report.ops is not None:
+        raise ParityError("parity: the model matches but not every custom op was probed (see the ops table)")
     if first is None:
         raise ParityError("parity: no request was checked")
     bad = next((o for o in first.outputs if not o.passed), None)
@@ -412,12 +431,15 @@ def _case(model: ModelSpec, protocol: str, case: InputCase) -> CaseResult:
 def _compare_outputs(model: ModelSpec, served: list[str], actual: dict[str, Any],
                      expected: list[Any]) -> list[OutputResult]:
     from trtrepo.check.compare import compare
-    from trtrepo.check.tolerances import output_tolerance
+    from trtrepo.check.stats import error_stats, judged
+    from trtrepo.check.tolerances import output_metric, output_tolerance
 
     results = []
     for spec_out, served_name, eager in zip(model.outputs, served, expected, strict=True):
         atol, rtol = output_tolerance(model, spec_out.name)
-        results.append(compare(spec_out.name, actual[served_name], eager, atol, rtol))
+        metric = output_metric(model, spec_out.name)  # parity.metric: another criterion than atol/rtol
+        results.append(compare(spec_out.name, actual[served_name], eager, atol, rtol) if metric is None else
+                       judged(error_stats(spec_out.name, actual[served_name], eager, atol, rtol), metric))
     return results
 
 

@@ -15,7 +15,8 @@ Why these numbers (README "Parity tolerances" has the long form): an element pas
 Integer and bool outputs use these numbers too; any non-zero integer difference exceeds atol < 1 unless the value
 is large (use ``outputs[i].atol: 0`` for exactness).
 
-Precedence for one output: ``outputs[i].atol/rtol`` > ``parity.atol/rtol`` > the precision default.
+Precedence for one output: ``outputs[i].atol/rtol`` > ``parity.atol/rtol`` > the precision default; the criterion
+(:mod:`trtrepo.check.stats`) likewise: ``outputs[i].metric`` > ``parity.metric`` > elementwise atol/rtol.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trtrepo.spec import ModelSpec
+    from trtrepo.spec import Metric, ModelSpec
 
 LOGGER = logging.getLogger(__name__)
 
@@ -55,3 +56,11 @@ def output_tolerance(model: ModelSpec, output: str) -> tuple[float, float]:
             atol = spec.atol if spec.atol is not None else atol
             rtol = spec.rtol if spec.rtol is not None else rtol
     return atol, rtol
+
+
+def output_metric(model: ModelSpec, output: str) -> Metric | None:
+    """The criterion of one output: ``outputs[i].metric`` > ``parity.metric`` > None (elementwise atol/rtol)."""
+    for spec in model.outputs:
+        if spec.name == output and spec.metric is not None:
+            return spec.metric
+    return model.parity.metric

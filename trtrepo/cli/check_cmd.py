@@ -25,9 +25,14 @@ from trtrepo.cli._app import cli, csv, progress
               help="Repository to serve when no URL is given (default: the spec's); a folder or an s3:// URL.")
 @click.option("--allow-modified", is_flag=True,
               help="Serve a repository whose files differ from its manifest (each file is named in a warning).")
+@click.option("--ops", is_flag=True,
+              help="Also probe every custom op alone through Triton (one-op models built like the model, in a "
+                   "temporary repository) and name the first op that drifts.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --ops: write a per-op error plot (PNG) here (needs matplotlib).")
 def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...], endpoints_file: Path | None,
           protocol: str, models: str | None, report: Path | None, repository: str | None,
-          allow_modified: bool) -> int:
+          allow_modified: bool, ops: bool, plot: Path | None) -> int:
     """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML.
 
     Ctrl-C, SIGTERM and SIGHUP stop the server the check started (and its stubs); the exit code is then 128 + the
@@ -41,6 +46,8 @@ def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...]
     from trtrepo.check import run_check
 
     protocols = ("http", "grpc") if protocol == "both" else (protocol,)
+    if plot is not None and not ops:
+        raise click.UsageError("--plot needs --ops")
     several = len(url_http) > 1 or len(url_grpc) > 1 or endpoints_file is not None
     urls: dict[str, object] = ({"replica_urls": (url_http, url_grpc), "endpoints_file": endpoints_file} if several
                                else {"url_http": url_http[0] if url_http else None,
@@ -48,7 +55,8 @@ def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...]
     with stop_on_signals():
         try:
             result = run_check(model_yaml, protocols=protocols, models=csv(models), report_path=report,
-                               repository=repository, progress=progress, allow_modified=allow_modified,
+                               repository=repository, progress=progress, allow_modified=allow_modified, ops=ops,
+                               plot=plot,
                                **urls)  # type: ignore[arg-type]
         except Interrupted as exc:
             click.echo(f"stopped: {exc.signal_name}", err=True)

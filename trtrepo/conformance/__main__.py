@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="folder for conformance.json / conformance.txt")
     run.add_argument("--work", type=Path, help="folder for case files, records and data (default OUT/work)")
     broken = sub.add_parser("broken", help="write a deliberately broken copy of an op folder")
-    broken.add_argument("kind", help="swapped-scalars, wrong-dtype or bad-serialization")
+    broken.add_argument("kind", help="swapped-scalars, wrong-dtype, bad-serialization or wrong-cpu-reference")
     broken.add_argument("--source", type=Path, required=True, help="the plugin root to copy from")
     broken.add_argument("--to", type=Path, required=True, help="the new plugin root")
     broken.add_argument("--op", help="the op folder to copy (default: the kind's)")

@@ -9,6 +9,9 @@ process); the unchanged files hit the build cache of the original (its keys are 
 * ``wrong-dtype``: the plugin dispatches bf16 tensors to the fp16 kernel. Only enqueue on the GPU can see it.
 * ``bad-serialization``: the plugin serializes its float attribute under another field name, so the runtime
   instance made from the serialized fields falls back to the default. Seen without a GPU (the host's round trip).
+* ``wrong-cpu-reference``: the op's C++ CPU reference (op.yaml ``cpu:``) scales by 0.55 where it means 0.5 (bias_gelu:
+  every nonzero output 10% too large). The op library built from the copy is wrong on CPU; put into a served
+  repository it makes ``trtrepo check`` fail and ``check --ops`` name the op. Seen without a GPU.
 
 The plugin cases break the plugin the op builds with: a hand-written ``*_plugin.cpp`` where the folder has one, else
 the plugin trtrepo generates from op.yaml, written into the copy as a hand-written one (it includes the generated
@@ -23,8 +26,9 @@ from pathlib import Path
 
 from trtrepo.errors import SpecError
 
-KINDS = ("swapped-scalars", "wrong-dtype", "bad-serialization")
-DEFAULT_OP = {"swapped-scalars": "bias_gelu", "wrong-dtype": "bias_gelu", "bad-serialization": "fused_add_rms_norm"}
+KINDS = ("swapped-scalars", "wrong-dtype", "bad-serialization", "wrong-cpu-reference")
+DEFAULT_OP = {"swapped-scalars": "bias_gelu", "wrong-dtype": "bias_gelu", "bad-serialization": "fused_add_rms_norm",
+              "wrong-cpu-reference": "bias_gelu"}
 
 
 def _swap_scalars(folder: Path) -> None:
@@ -72,8 +76,18 @@ def _bad_serialization(folder: Path) -> None:
     _edit_plugin(folder, edits, "bad-serialization")
 
 
+def _wrong_cpu_reference(folder: Path) -> None:
+    old, new = "0.5f * ", "0.55f * "
+    references = sorted(folder.glob("*_cpu.cpp"))
+    text = references[0].read_text() if references else ""
+    if old not in text:
+        raise SpecError(f"{folder}: no *_cpu.cpp with {old.strip()!r}: cannot make the wrong-cpu-reference case")
+    references[0].write_text(text.replace(old, new, 1) + "// deliberately wrong (trtrepo.conformance): 0.55, not 0.5\n")
+
+
 _MAKERS: dict[str, Callable[[Path], None]] = {"swapped-scalars": _swap_scalars, "wrong-dtype": _wrong_dtype,
-                                              "bad-serialization": _bad_serialization}
+                                              "bad-serialization": _bad_serialization,
+                                              "wrong-cpu-reference": _wrong_cpu_reference}
 
 
 def make_broken(kind: str, plugin_root: Path, dest: Path, op_folder: str | None = None) -> Path:
