@@ -158,11 +158,14 @@ def _build(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str], rep
 def _unchanged(spec: Spec, chosen: Sequence[ModelSpec], targets: dict[str, str],
                repository: Path) -> list[str] | None:
     """The models' names when the repository already holds exactly what this build would write, else None."""
+    from trtrepo.repository.lock import is_locked
     from trtrepo.repository.manifest import MANIFEST_FILENAME, ManifestError, load_manifest
     from trtrepo.serve.verify import inspect_repository
 
     if not (repository / MANIFEST_FILENAME).is_file():
         return None
+    if is_locked(repository):
+        return None  # another build is writing it: what it holds is not settled; the build waits for the lock
     try:
         manifest = load_manifest(repository / MANIFEST_FILENAME)
         verification = inspect_repository(repository)

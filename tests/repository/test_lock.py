@@ -67,3 +67,13 @@ def test_the_lock_file_cannot_be_created(tmp_path: Path) -> None:
     with (pytest.raises(BuildError, match=r"^repository: cannot create the lock file .*/missing/\.repo\.lock: No such"),
           lock.repository_lock(tmp_path / "missing" / "repo")):
         pass
+
+
+def test_is_locked_sees_a_holder_and_creates_nothing(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    assert not lock.is_locked(repository) and not lock.lock_path(repository).exists()
+    with lock.repository_lock(repository):
+        assert lock.is_locked(repository)  # a second open file contends like another process
+    assert not lock.is_locked(repository)
+    lock.lock_path(repository).write_text("{}")  # a dead holder's file: nobody holds it
+    assert not lock.is_locked(repository)

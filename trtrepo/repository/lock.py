@@ -59,6 +59,21 @@ def lock_path(repository: Path) -> Path:
     return repository.parent / f".{repository.name}{LOCK_SUFFIX}"
 
 
+def is_locked(repository: Path) -> bool:
+    """Whether another process holds the repository's lock now (a read-only probe: no file is created)."""
+    try:
+        fd = os.open(lock_path(repository), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own shared lock
+    return False
+
+
 def read_holder(path: Path) -> LockHolder:
     """The holder a lock file names (pid None while the holder has not written it yet)."""
     try:
