@@ -184,13 +184,13 @@ def test_validation_catches_a_broken_manifest() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["http://host/repo", "--repository-dir", "{repo}"], "REPO_URL 'http://host/repo': must be s3://"),
-    (["s3://", "--repository-dir", "{repo}"], "no valid bucket"),
+    (["s3://", "--repository-dir", "{repo}"], "is not a bucket name"),
     (["s3://http://minio/models", "--repository-dir", "{repo}"], "endpoint must be http://host:port"),
-    (["s3://b/r", "--repository-dir", "{empty}"], "no trtrepo-manifest.json"),
-    (["s3://b/r"], "--repository-dir: not given"),
-    (["s3://b/r", "--repository-dir", "{repo}", "--gpus", "0"], "TensorRT needs a GPU"),
-    (["s3://b/r", "--repository-dir", "{repo}", "--name", "Bad_Name"], "--name 'Bad_Name'"),
-    (["s3://b/r", "--repository-dir", "{repo}", "--replicas", "0"], "--replicas 0"),
+    (["s3://bucket/r", "--repository-dir", "{empty}"], "no trtrepo-manifest.json"),
+    (["s3://bucket/r"], "--repository-dir: not given"),
+    (["s3://bucket/r", "--repository-dir", "{repo}", "--gpus", "0"], "TensorRT needs a GPU"),
+    (["s3://bucket/r", "--repository-dir", "{repo}", "--name", "Bad_Name"], "--name 'Bad_Name'"),
+    (["s3://bucket/r", "--repository-dir", "{repo}", "--replicas", "0"], "--replicas 0"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                       message: str) -> None:

@@ -36,7 +36,8 @@ def test_endpoint_option_and_bucket_root() -> None:
 @pytest.mark.parametrize(("text", "endpoint", "says"), [
     ("s4://models/x", None, "scheme must be one of"),
     ("s3://Bad_Bucket/x", None, "is not a bucket name"),
-    ("s3://http://127.0.0.1:9000", None, "expected s3://http://HOST:PORT/BUCKET/PREFIX"),
+    ("s3://http://127.0.0.1:9000", None, "(s3://http://HOST:PORT/BUCKET/PREFIX)"),
+    ("s3://http://minio/models", None, "the S3 endpoint must be http://host:port"),
     ("s3://models/a/../b", None, "'..' part"),
     ("s3://models/x", "ftp://host", "--endpoint-url 'ftp://host'"),
     ("s3://http://127.0.0.1:1/models/x", "http://127.0.0.1:2", "--endpoint-url says http://127.0.0.1:2"),

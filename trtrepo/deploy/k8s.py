@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtrepo.errors import ServeError, TrtrepoError
+from trtrepo.errors import ServeError, SpecError, TrtrepoError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -93,30 +93,25 @@ class StorageURL:
 
 
 def parse_repository_url(url: str) -> StorageURL:
-    """Split ``s3://[http(s)://host:port/]bucket/path``, ``gs://bucket/path`` or ``as://account/container/path``.
+    """Split ``s3://[http(s)://host:port/]bucket/path``, ``gs://bucket/path`` or ``as://account/container/path``
+    (the grammar of :func:`trtrepo.remote.url.split_url`; deploy accepts every scheme Triton reads).
 
     Raises:
-        DeployError: Another scheme, no bucket, or an endpoint without host:port (names the URL).
+        DeployError: Another scheme, no bucket, or a malformed endpoint (names the URL).
     """
+    from trtrepo.remote.url import split_url
+
     text = url.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme not in ("s3", "gs", "as"):
+    scheme = text.partition("://")[0] if "://" in text else ""
+    if scheme not in ("s3", "gs", "as"):
         raise DeployError(f"REPO_URL {url!r}: must be s3://, gs:// or as:// (object storage every replica can read)",
                           hint="publish the repository first (trtrepo publish REPO URL); a local folder serves one "
                           "machine: trtrepo serve REPO")
-    endpoint = None
-    if scheme == "s3" and re.match(r"^https?://", rest):
-        proto, _, rest = rest.partition("://")
-        host, _, rest = rest.partition("/")
-        if not re.match(r"^[^/:]+:\d+$", host):
-            raise DeployError(f"REPO_URL {url!r}: an S3 endpoint must be {proto}://host:port before the bucket "
-                              "(s3://http://host:port/bucket/path)")
-        endpoint = f"{proto}://{host}"
-    bucket, _, path = rest.partition("/")
-    if not bucket or ":" in bucket or any(c.isspace() for c in rest):
-        raise DeployError(f"REPO_URL {url!r}: no valid bucket after {scheme}:// (expected "
-                          f"{scheme}://{'[http://host:port/]' if scheme == 's3' else ''}bucket/path)")
-    return StorageURL(url=text, scheme=scheme, bucket=bucket, path=path.strip("/"), endpoint=endpoint)
+    try:
+        parts = split_url(text)
+    except SpecError as exc:
+        raise DeployError(f"REPO_URL: {exc.message}", hint=exc.hint) from None
+    return StorageURL(url=text, scheme=parts.scheme, bucket=parts.bucket, path=parts.prefix, endpoint=parts.endpoint)
 
 
 @dataclass(frozen=True)

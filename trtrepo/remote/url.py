@@ -50,7 +50,7 @@ class RepositoryURL:
 
 
 def parse_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
-    """Parse a repository URL.
+    """Parse a repository URL that trtrepo reads and writes (``s3://`` only).
 
     Args:
         text: ``s3://bucket/prefix`` or ``s3://http://host:port/bucket/prefix`` (Triton's form).
@@ -60,22 +60,34 @@ def parse_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
         SpecError: Not a URL of a known scheme, no bucket, a malformed endpoint, or two different endpoints.
         MissingDependencyError: ``gs://`` and ``as://``: trtrepo has no client for them yet (exit 3).
     """
+    url = split_url(text, endpoint_url)
+    if url.scheme != "s3":
+        raise MissingDependencyError(
+            f"repository URL {text!r}: {url.scheme}:// needs its client library, which this trtrepo does not support "
+            f"yet (it reads and writes s3:// only: {S3_EXTRA})",
+            hint="use the store's S3-compatible endpoint (GCS: --endpoint-url https://storage.googleapis.com with "
+                 "HMAC keys), or mirror the repository to an S3-compatible store")
+    return url
+
+
+def split_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
+    """The one grammar of repository URLs, for every scheme Triton reads (``s3``, ``gs``, ``as``): what the URL
+    names, whether or not trtrepo can read that store (``trtrepo deploy`` writes manifests for all three).
+
+    Raises:
+        SpecError: Not a URL of a known scheme, no bucket, a malformed endpoint, or two different endpoints.
+    """
     scheme, sep, rest = text.partition("://")
     if not sep or scheme not in SCHEMES:
         raise SpecError(f"repository URL {text!r}: the scheme must be one of "
                         f"{', '.join(s + '://' for s in SCHEMES)}")
-    if scheme != "s3":
-        raise MissingDependencyError(
-            f"repository URL {text!r}: {scheme}:// needs its client library, which this trtrepo does not support yet "
-            f"(it reads and writes s3:// only: {S3_EXTRA})",
-            hint="use the store's S3-compatible endpoint (GCS: --endpoint-url https://storage.googleapis.com with "
-                 "HMAC keys), or mirror the repository to an S3-compatible store")
     inner = None
-    if rest.startswith(("http://", "https://")):
+    if scheme == "s3" and rest.startswith(("http://", "https://")):
         proto, _, tail = rest.partition("://")
         host, slash, rest = tail.partition("/")
-        if not host or not slash:
-            raise SpecError(f"repository URL {text!r}: expected s3://{proto}://HOST:PORT/BUCKET/PREFIX")
+        if not re.match(r"^[^/:\s]+:\d+$", host) or not slash:  # Triton's form needs the port
+            raise SpecError(f"repository URL {text!r}: the S3 endpoint must be {proto}://host:port before the bucket "
+                            f"(s3://{proto}://HOST:PORT/BUCKET/PREFIX)")
         inner = f"{proto}://{host}"
     bucket, _, prefix = rest.partition("/")
     if not _BUCKET.match(bucket):
