@@ -9,7 +9,7 @@
 #   serve    torch target with KIND_GPU instances served by tritonserver; trtrepo check over HTTP and gRPC
 #   bench    trtrepo bench (served vs eager) of gelu_block and mlp_block (torch target, KIND_GPU)
 #   trt      TensorRT target through torch-tensorrt-rtx: plans vs eager across the profile   (lanes/trt_lane.sh)
-#   kernels  kernel bandwidth vs device copy (python -m trtrepo.ops.bandwidth; `trtrepo bench kernels` when it exists)
+#   kernels  kernel bandwidth vs device copy (trtrepo bench kernels)
 #   engines  trtrepo bench engines examples/mlp_block: eager, torch.compile, plans per lowering/profile, hybrid
 #   soak     trtrepo bench soak --faults of gelu_block on KIND_GPU (server killed mid-run, malformed requests)
 # One device call runs at most 10 minutes: run the phases in two calls when all are wanted, e.g.
@@ -79,7 +79,7 @@ for p in "${phases[@]}"; do
     serve)   run_phase serve env OUT="$R/serve" bash scripts/gpu_serve_check.sh ;;
     bench)   export -f bench_phase; export R; run_phase bench bash -c bench_phase ;;
     trt)     run_phase trt env OUT="$R/trt" bash scripts/lanes/trt_lane.sh ;;
-    kernels) run_phase kernels $PY -m trtrepo.ops.bandwidth plugin_src --out "$R/kernels" \
+    kernels) run_phase kernels $PY -m trtrepo bench kernels plugin_src --out "$R/kernels" \
                --goal trtrepo::bias_gelu=0.85 --goal trtrepo::fused_add_rms_norm=0.75 ;;
     engines) export -f engines_phase; export R; run_phase engines bash -c engines_phase ;;
     soak)    export -f soak_phase; export R; run_phase soak bash -c soak_phase ;;

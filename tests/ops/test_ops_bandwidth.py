@@ -167,7 +167,7 @@ def test_cpu_smoke_run_writes_json_table_and_plot(tmp_path: Path) -> None:
     # a child process (it loads its own op library) with a cache of its own (the session's first build must stay
     # the first: tests/ops/test_ops_build.py counts its compiles)
     env = {**os.environ, "TRTREPO_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "trtrepo.ops.bandwidth", str(REPO / "plugin_src"), "--device", "cpu", "--quick",
+    cmd = [sys.executable, "-m", "trtrepo", "bench", "kernels", str(REPO / "plugin_src"), "--device", "cpu", "--quick",
            "--ops", "trtrepo::bias_gelu", "--dtypes", "fp32", "--out", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -17,6 +17,7 @@ import click
 from trtrepo import __version__
 from trtrepo.cli import (  # noqa: F401  (register)
     bench_cmd,
+    bench_kernels_cmd,
     build_cmd,
     check_cmd,
     deploy_cmd,

@@ -544,7 +544,7 @@ def ncu_child(args: argparse.Namespace) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="trtrepo bench kernels", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", nargs="*", type=Path, help="plugin roots (default: ./plugin_src)")
     p.add_argument("--out", type=Path, default=Path("out/bench_kernels"), help="output folder")
