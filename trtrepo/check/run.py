@@ -67,6 +67,7 @@ def run_check(
     tritonserver: str | Path | None = None,
     request_timeout: float | None = None,
     allow_modified: bool = False,
+    shared_memory: str = "none",
 ) -> CheckReport:
     """Check every (or the named) model of a model.yaml against eager PyTorch.
 
@@ -83,6 +84,8 @@ def run_check(
         tritonserver: tritonserver binary to start (default: see :func:`trtrepo.serve.find_tritonserver`).
         request_timeout: Seconds per request (default ``$TRTREPO_CHECK_TIMEOUT`` or 60).
         allow_modified: Serve a repository whose files differ from its manifest (warns naming them).
+        shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel (:mod:`trtrepo.check.shm`;
+            same host only).
 
     Returns:
         The report; ``report.passed`` says whether every request of every model matched.
@@ -94,6 +97,7 @@ def run_check(
     """
     from trtrepo import deps, settings
     from trtrepo.check.report import CheckReport
+    from trtrepo.check.shm import require_shared_memory
     from trtrepo.check.tolerances import output_tolerance
     from trtrepo.ops.stage import prepare_ops
     from trtrepo.repository.reader import read_repository
@@ -117,6 +121,7 @@ def run_check(
         report_file = None
     deps.require("torch", "trtrepo check")
     deps.require("tritonclient", "trtrepo check")
+    require_shared_memory(shared_memory, "trtrepo check")
 
     server: TritonServer | None = None
     if own_server:  # everything about the repository and the server, before any work
@@ -131,7 +136,7 @@ def run_check(
     prepare_ops(spec, chosen, progress=progress)
     references = {m.name: _eager_references(spec, m, device, progress) for m in chosen}
 
-    report = CheckReport(spec=str(spec.path), environment=_environment(device))
+    report = CheckReport(spec=str(spec.path), environment={**_environment(device), "shared_memory": shared_memory})
     for m in chosen:
         report.tolerances[m.name] = {o.name: dict(zip(("atol", "rtol"), output_tolerance(m, o.name), strict=True))
                                      for o in m.outputs}
@@ -141,7 +146,7 @@ def run_check(
         for protocol in protocols:
             for m in chosen:
                 _check_model(report, m, protocol, endpoints[protocol], served_names[m.name], references[m.name],
-                             server, timeout, ready_timeout, progress)
+                             server, timeout, ready_timeout, progress, shared_memory)
     report.duration_s = time.monotonic() - started
     if report_file is not None:
         try:
@@ -284,7 +289,7 @@ def _endpoints(server: TritonServer | None, given: dict[str, str], progress: Pro
 
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                  references: list[Reference], server: TritonServer | None, timeout: float,
-                 ready_timeout: float, progress: Progress) -> None:
+                 ready_timeout: float, progress: Progress, shared_memory: str = "none") -> None:
     from trtrepo import dtypes
     from trtrepo.check.client import RequestFailed, TritonClient
 
@@ -295,7 +300,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
     progress(f"check: {model.name} over {protocol} ({url}): {len(singles)} requests one by one"
              + (f", then {len(ragged)} at once (ragged batches)" if ragged else ""))
     first = len(report.cases)
-    with TritonClient(protocol, url, timeout) as client:
+    with TritonClient(protocol, url, timeout, shared_memory) as client:
         _guard(server, lambda: client.wait_model_ready(model.name, ready_timeout, progress=progress))
         for case, expected in singles:
             result = _case(model, protocol, case)
@@ -309,7 +314,8 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
             report.cases.append(result)
             progress(_case_line(result))
     if ragged:
-        _check_ragged(report, model, protocol, url, served, ragged, datatypes, server, timeout, progress)
+        _check_ragged(report, model, protocol, url, served, ragged, datatypes, server, timeout, progress,
+                      shared_memory)
     done = report.cases[first:]
     matched = sum(1 for c in done if c.passed)
     progress(f"check: {model.name} {protocol}: {matched}/{len(done)} requests matched "
@@ -318,13 +324,13 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
 
 def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                   ragged: list[Reference], datatypes: dict[str, str], server: TritonServer | None, timeout: float,
-                  progress: Progress) -> None:
+                  progress: Progress, shared_memory: str = "none") -> None:
     from trtrepo.check.client import TritonClient, infer_concurrently
 
     with TritonClient(protocol, url, timeout) as client:
         before = _guard(server, lambda: _stable_counts(client, model.name))
     replies = _guard(server, lambda: infer_concurrently(protocol, url, model.name, [c.arrays for c, _ in ragged],
-                                                        served, datatypes, timeout))
+                                                        served, datatypes, timeout, shared_memory))
     for (case, expected), reply in zip(ragged, replies, strict=True):
         if isinstance(reply, ServeError):
             _guard(server, functools.partial(_raise, reply))
