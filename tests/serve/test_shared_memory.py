@@ -2,7 +2,7 @@
 
 One server (module scope) on the built gelu example; every test asks it, after the run, which regions are still
 registered and looks into /dev/shm for trtrepo segments: none may remain, also after Ctrl-C. A SIGKILLed client
-leaves its segments (no clean-up survives SIGKILL); the next transport removes them.
+leaves its server registrations (and maybe segments); the next client removes them.
 """
 
 from __future__ import annotations
@@ -99,14 +99,20 @@ def _check_process(gelu_project: Path, server: Any, tmp_path: Path) -> subproces
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
 
 
-def _wait_for_segments(proc: subprocess.Popen[str], timeout: float = 180) -> list[Path]:
+def _stopped_with_segments(proc: subprocess.Popen[str], url: str, timeout: float = 180) -> list[Path]:
+    """Poll until the child holds segments registered with the server, then freeze it (SIGSTOP) while it still
+    does (a segment exists a moment before its registration); its segments."""
     from trtrepo.check.shm import segments
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        found = segments(proc.pid)
-        if found:
-            return found
+        if segments(proc.pid):
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)  # the stop takes effect
+            found = segments(proc.pid)
+            if found and _ours(_registered(url), proc.pid):
+                return found
+            proc.send_signal(signal.SIGCONT)  # not yet registered, or closed in between: look again
         time.sleep(0.002)
     return []
 
@@ -118,9 +124,10 @@ def test_stopped_check_leaves_no_segments(gelu_project: Path, server: Any, tmp_p
 
     proc = _check_process(gelu_project, server, tmp_path)
     try:
-        found = _wait_for_segments(proc)
+        found = _stopped_with_segments(proc, server.http_url)
         assert found, f"no region appeared (exit {proc.poll()}): {proc.stdout.read() if proc.stdout else ''}"
-        proc.send_signal(how)
+        proc.send_signal(how)  # delivered while it is stopped in the middle of its requests
+        proc.send_signal(signal.SIGCONT)
         code = proc.wait(60)
         output = proc.stdout.read() if proc.stdout else ""
     finally:
@@ -131,13 +138,17 @@ def test_stopped_check_leaves_no_segments(gelu_project: Path, server: Any, tmp_p
         assert code == 130, output[-2000:]
         assert segments(proc.pid) == [], output[-2000:]
         assert _ours(_registered(server.http_url), proc.pid) == []
-    else:  # nothing runs after SIGKILL: the segments stay until the next transport removes them
+    else:  # nothing of the killed process runs: its registrations stay on the server until the next client
         assert code == -signal.SIGKILL
-        left = segments(proc.pid)
-        assert left, "expected the killed client's segments to be left behind"
-        removed = remove_stale_segments()
-        assert set(left) <= set(removed)
+        assert _ours(_registered(server.http_url), proc.pid), "the killed client's regions should be registered"
+        remove_stale_segments()  # what Python's resource tracker did not unlink
         assert segments(proc.pid) == []
+        from trtrepo.check.client import TritonClient
+
+        with TritonClient("http", server.http_url, shared_memory="system") as client:
+            client.infer("gelu_block", {"x": np.zeros((1, 64), np.float32)}, ["y"])
+            assert _ours(_registered(server.http_url), proc.pid) == []  # swept at its first region
+        assert _ours(_registered(server.http_url), os.getpid()) == []
 
 
 @pytest.mark.parametrize("shared_memory", ["none", "system"])

@@ -92,7 +92,7 @@ class TritonClient:
         if shared_memory != "none":  # tensors through same-host regions (trtrepo.check.shm), not the body
             from trtrepo.check.shm import SharedMemoryTransport, check_mode
 
-            self._shm = SharedMemoryTransport(check_mode(shared_memory), self._client, self._module, protocol,
+            self._shm = SharedMemoryTransport(check_mode(shared_memory), self._client, self._module, protocol, url,
                                               timeout)
 
     # -- health

@@ -8,9 +8,10 @@ it is too small ("... should be at least N bytes"), it grows to N and the reques
 
 Nothing is left behind: :meth:`SharedMemoryTransport.close` (the client's ``close``, so every ``with`` block and
 Ctrl-C/SIGTERM through :func:`trtrepo._signals.stop_on_signals`) unregisters every region on the server and
-unlinks/frees it here, and an ``atexit`` hook closes transports a caller forgot. System regions are named
-``/dev/shm/trtrepo-shm-<pid>-...``; segments of a process that no longer runs (killed with SIGKILL, which no clean-up
-survives) are removed when the next transport starts.
+unlinks/frees it here, and an ``atexit`` hook closes transports a caller forgot. Regions are named
+``trtrepo-shm-<pid>-...`` (system segments: ``/dev/shm/trtrepo-shm-<pid>-...``). After SIGKILL, which no clean-up
+survives, Python's multiprocessing resource tracker usually unlinks the segments; whatever it leaves, and the
+server's registrations of that process, the next transport removes (its first region creation sweeps both).
 
 System shared memory goes through ``tritonclient.utils.shared_memory``, CUDA shared memory through
 ``tritonclient.utils.cuda_shared_memory`` (CUDA IPC handles; needs cuda-python and a GPU, both probed by
@@ -44,6 +45,7 @@ MODES = ("none", "system", "cuda")
 SEGMENT_PREFIX = "trtrepo-shm"
 SHM_DIR = Path("/dev/shm")
 MIN_OUTPUT_BYTES = 64 * 1024
+CLEANUP_TIMEOUT = 5.0  # seconds for the second unregistration attempt (a broken or dying server)
 CUDA_DEVICE = 0  # the client-side device of CUDA regions; the server opens them through CUDA IPC
 CUDA_HINT = "pip install 'tritonclient[cuda]' (cuda-python) on a machine with an NVIDIA GPU, or use " \
             "--shared-memory system"
@@ -118,18 +120,20 @@ class SharedMemoryTransport:
     Args:
         mode: ``system`` or ``cuda``.
         client: The tritonclient ``InferenceServerClient`` (HTTP or gRPC) the regions are registered with.
+        url: Its ``host:port`` (a fresh client unregisters when that one's connection broke mid-call).
         module: ``tritonclient.http`` or ``tritonclient.grpc`` (for ``InferInput``/``InferRequestedOutput``).
         protocol: ``http`` or ``grpc``.
         timeout: Seconds per registration call (gRPC).
         min_output_bytes: First size of each output region.
     """
 
-    def __init__(self, mode: str, client: Any, module: Any, protocol: str, timeout: float,
+    def __init__(self, mode: str, client: Any, module: Any, protocol: str, url: str, timeout: float,
                  min_output_bytes: int = MIN_OUTPUT_BYTES) -> None:
         if mode not in ("system", "cuda"):
             raise ValueError(f"shared memory mode must be system or cuda, got {mode!r}")
         self.mode = mode
         self.protocol = protocol
+        self.url = url
         self.timeout = timeout
         self.min_output_bytes = max(1, int(min_output_bytes))
         # Outputs are mostly no larger than the inputs: sizing them so avoids a rejected first request.
@@ -141,6 +145,7 @@ class SharedMemoryTransport:
         # Names being created or registered: a stop signal between tritonclient's calls and the table entry
         # must not leave a segment or a registration behind (close() removes these by name).
         self._pending: set[str] = set()
+        self._swept = False
         self._tag = f"{SEGMENT_PREFIX}-{os.getpid()}-{next(_COUNTER)}"
         if mode == "system":
             import tritonclient.utils.shared_memory as shm
@@ -269,6 +274,9 @@ class SharedMemoryTransport:
         return region
 
     def _create(self, name: str, byte_size: int) -> _Region:
+        if not self._swept:
+            self._swept = True
+            self._unregister_stale()
         try:
             if self.mode == "system":
                 handle = self._shm.create_shared_memory_region(name, "/" + name, byte_size, create_only=True)
@@ -308,15 +316,56 @@ class SharedMemoryTransport:
         finally:
             self._destroy(region)
 
-    def _unregister(self, name: str) -> None:
-        kwargs: dict[str, Any] = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
+    def _unregister_stale(self) -> None:
+        """Unregister the server's trtrepo regions whose client process is gone (it was SIGKILLed)."""
+        kwargs: dict[str, Any] = {"client_timeout": self.timeout, "as_json": True} if self.protocol == "grpc" else {}
         try:
             if self.mode == "system":
-                self._client.unregister_system_shared_memory(name, **kwargs)
+                status = self._client.get_system_shared_memory_status(**kwargs)
             else:
-                self._client.unregister_cuda_shared_memory(name, **kwargs)
+                status = self._client.get_cuda_shared_memory_status(**kwargs)
+        except Exception as exc:  # the status API is a convenience here; registering will say what is wrong
+            LOGGER.debug("shared memory status: %s", exc)
+            return
+        if isinstance(status, dict):  # gRPC as JSON: {"regions": {name: {...}}}
+            names = list((status.get("regions") or {}).keys())
+        else:  # HTTP: [{"name": ...}, ...]
+            names = [str(r.get("name", "")) for r in status or [] if isinstance(r, dict)]
+        for name in names:
+            pid = _pid_of(name)
+            if pid is not None and not _alive(pid):
+                LOGGER.info("unregistering %s shared memory region %s of a process that is gone", self.mode, name)
+                self._unregister(name)
+
+    def _unregister(self, name: str) -> None:
+        """Unregister ``name``; over a fresh connection when the client's own fails (a call cut by a signal
+        leaves it half-read). A server that cannot be reached holds no registrations worth a wait."""
+        try:
+            self._unregister_with(self._client, name, self.timeout)
+            return
+        except Exception as exc:
+            LOGGER.debug("unregistering %s: %s; once more over a new connection", name, exc)
+        fresh: Any = None
+        try:
+            if self.protocol == "http":
+                fresh = self._module.InferenceServerClient(self.url, connection_timeout=CLEANUP_TIMEOUT,
+                                                           network_timeout=CLEANUP_TIMEOUT)
+            else:
+                fresh = self._module.InferenceServerClient(self.url)
+            self._unregister_with(fresh, name, CLEANUP_TIMEOUT)
         except Exception as exc:  # a dead server holds no registrations; freeing ours still matters
-            LOGGER.debug("unregistering %s: %s", name, exc)
+            LOGGER.debug("unregistering %s over a new connection: %s", name, exc)
+        finally:
+            if fresh is not None:
+                with contextlib.suppress(Exception):
+                    fresh.close()
+
+    def _unregister_with(self, client: Any, name: str, timeout: float) -> None:
+        kwargs: dict[str, Any] = {"client_timeout": timeout} if self.protocol == "grpc" else {}
+        if self.mode == "system":
+            client.unregister_system_shared_memory(name, **kwargs)
+        else:
+            client.unregister_cuda_shared_memory(name, **kwargs)
 
     def _destroy(self, region: _Region) -> None:
         try:
@@ -370,14 +419,22 @@ def remove_stale_segments(paths: Iterable[Path] | None = None) -> list[Path]:
     """Unlink trtrepo segments whose process is gone (a SIGKILLed run); returns what was removed."""
     removed = []
     for path in segments() if paths is None else paths:
-        pid_text = path.name[len(SEGMENT_PREFIX) + 1:].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        pid = _pid_of(path.name)
+        if pid is None or _alive(pid):
             continue
         with contextlib.suppress(OSError):
             path.unlink()
             removed.append(path)
-            LOGGER.info("removed stale shared memory segment %s (process %s is gone)", path, pid_text)
+            LOGGER.info("removed stale shared memory segment %s (process %s is gone)", path, pid)
     return removed
+
+
+def _pid_of(name: str) -> int | None:
+    """The process id in a trtrepo region or segment name (``trtrepo-shm-<pid>-...``), None for other names."""
+    if not name.startswith(f"{SEGMENT_PREFIX}-"):
+        return None
+    pid_text = name[len(SEGMENT_PREFIX) + 1:].split("-", 1)[0]
+    return int(pid_text) if pid_text.isdigit() else None
 
 
 def _alive(pid: int) -> bool:
