@@ -178,3 +178,25 @@ def test_bench_breakdown_parts_add_up(gelu_project: Path, server: Any, monkeypat
     assert data["rows"][0]["breakdown"]["rest_ms"] == pytest.approx(report.rows[0].breakdown.rest_ms)
     assert data["environment"]["shared_memory"] == shared_memory
     assert segments(os.getpid()) == [] and _ours(_registered(server.http_url), os.getpid()) == []
+
+
+def test_ctrl_c_mid_request_unregisters_once_the_server_lets_go(server: Any) -> None:
+    """Ctrl-C during a request: the server still runs it and refuses to unregister a region in use; close waits."""
+    import threading
+
+    from trtrepo._signals import Interrupted, stop_on_signals
+    from trtrepo.check.client import TritonClient
+    from trtrepo.check.shm import segments
+
+    x = np.zeros((8, 64), np.float32)
+    for trial in range(8):  # the signal lands at different points of the request loop
+        timer = threading.Timer(0.05 + 0.013 * trial, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(Interrupted), stop_on_signals(), \
+                TritonClient("http", server.http_url, shared_memory="system") as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                client.infer("gelu_block", {"x": x}, ["y"])
+        timer.join()
+        assert _ours(_registered(server.http_url), os.getpid()) == [], f"trial {trial}"
+        assert segments(os.getpid()) == [], f"trial {trial}"

@@ -45,7 +45,7 @@ MODES = ("none", "system", "cuda")
 SEGMENT_PREFIX = "trtrepo-shm"
 SHM_DIR = Path("/dev/shm")
 MIN_OUTPUT_BYTES = 64 * 1024
-CLEANUP_TIMEOUT = 5.0  # seconds for the second unregistration attempt (a broken or dying server)
+CLEANUP_TIMEOUT = 5.0  # seconds an unregistration may wait for an interrupted request, or a fresh connection
 CUDA_DEVICE = 0  # the client-side device of CUDA regions; the server opens them through CUDA IPC
 CUDA_HINT = "pip install 'tritonclient[cuda]' (cuda-python) on a machine with an NVIDIA GPU, or use " \
             "--shared-memory system"
@@ -338,27 +338,42 @@ class SharedMemoryTransport:
                 self._unregister(name)
 
     def _unregister(self, name: str) -> None:
-        """Unregister ``name``; over a fresh connection when the client's own fails (a call cut by a signal
-        leaves it half-read). A server that cannot be reached holds no registrations worth a wait."""
+        """Unregister ``name`` on the server, best effort and bounded.
+
+        A request cut short by a stop signal is still running on the server, which refuses to unregister a region
+        "currently in use": ask again until it is done (at most :data:`CLEANUP_TIMEOUT`). A connection the signal
+        left half-read fails: ask over a fresh one. A server that cannot be reached holds no registrations.
+        """
+        deadline = time.monotonic() + CLEANUP_TIMEOUT
+        client, fresh = self._client, None
         try:
-            self._unregister_with(self._client, name, self.timeout)
-            return
-        except Exception as exc:
-            LOGGER.debug("unregistering %s: %s; once more over a new connection", name, exc)
-        fresh: Any = None
-        try:
-            if self.protocol == "http":
-                fresh = self._module.InferenceServerClient(self.url, connection_timeout=CLEANUP_TIMEOUT,
-                                                           network_timeout=CLEANUP_TIMEOUT)
-            else:
-                fresh = self._module.InferenceServerClient(self.url)
-            self._unregister_with(fresh, name, CLEANUP_TIMEOUT)
-        except Exception as exc:  # a dead server holds no registrations; freeing ours still matters
-            LOGGER.debug("unregistering %s over a new connection: %s", name, exc)
+            while True:
+                try:
+                    self._unregister_with(client, name, self.timeout if fresh is None else CLEANUP_TIMEOUT)
+                    return
+                except Exception as exc:
+                    busy = "in use" in str(exc)
+                    if busy and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                        continue
+                    if not busy and fresh is None:
+                        LOGGER.debug("unregistering %s: %s; once more over a new connection", name, exc)
+                        client = fresh = self._new_client()
+                        continue
+                    log = LOGGER.warning if busy else LOGGER.debug  # unreachable servers hold nothing
+                    log("%s shared memory region %s stays registered on %s: %s", self.mode, name, self.url,
+                        _one_line(exc))
+                    return
         finally:
             if fresh is not None:
                 with contextlib.suppress(Exception):
                     fresh.close()
+
+    def _new_client(self) -> Any:
+        if self.protocol == "http":
+            return self._module.InferenceServerClient(self.url, connection_timeout=CLEANUP_TIMEOUT,
+                                                      network_timeout=CLEANUP_TIMEOUT)
+        return self._module.InferenceServerClient(self.url)
 
     def _unregister_with(self, client: Any, name: str, timeout: float) -> None:
         kwargs: dict[str, Any] = {"client_timeout": timeout} if self.protocol == "grpc" else {}
