@@ -63,6 +63,20 @@ tail -15 "$OUT/check.txt"
 # server logs stay with the run: <cache>/runs/<repository>-<key>/logs/ (the newest 20 per repository)
 cp "$TRTREPO_CACHE_DIR"/runs/*/logs/tritonserver-*.log "$OUT/" 2>/dev/null
 
+# Issue 12's served path: a KIND_GPU instance keeps GPU inputs on the GPU (the Python backend's parameter), and the
+# same check through system and CUDA shared memory (CUDA needs cuda-python: `pip install 'tritonclient[cuda]'`;
+# without it the check exits 3 and says so).
+grep -A1 'FORCE_CPU_ONLY_INPUT_TENSORS' "$WORK/repo/gelu_block/config.pbtxt" | grep -q '"no"' \
+  || { echo "FAIL: config.pbtxt lacks FORCE_CPU_ONLY_INPUT_TENSORS: no on KIND_GPU"; status=1; }
+for shm in system cuda; do
+  "$PY" -m trtrepo check "$WORK/model.yaml" --protocol both --shared-memory "$shm" \
+    --report "$OUT/parity-report-shm-$shm.json" > "$OUT/check-shm-$shm.txt" 2>&1
+  rc=$?
+  echo "check --shared-memory $shm: exit $rc"; tail -3 "$OUT/check-shm-$shm.txt"
+  [ "$rc" -eq 0 ] || status=1
+done
+ls /dev/shm | grep '^trtrepo-shm-' && { echo "FAIL: trtrepo shared memory segments left in /dev/shm"; status=1; }
+
 # Diagnosis of the "empty array" symptom: the same model with the NumPy transfer path (expected to fail with
 # NumPy 2 in the stub: the Python backend's pybind11 NumPy bridge is built for NumPy 1) versus DLPack (default).
 cp -r "$WORK/repo" "$WORK/repo_numpy"

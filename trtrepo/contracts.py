@@ -99,6 +99,8 @@ class ModelArtifacts:
         plugin_libraries: Built libraries the model needs at serve time; the writer copies each into the
             model's ``<model>/plugins/`` and records the model-relative path.
         parameters: Extra config.pbtxt parameters (string → string).
+        gpu_parameters: config.pbtxt parameters set only when an instance group is KIND_GPU (the Python backend's
+            ``FORCE_CPU_ONLY_INPUT_TENSORS: no``, which lets inputs stay on the GPU).
         gpu_required: True when the artifact only runs on a GPU (a TensorRT plan); ``kind: auto`` instance groups
             then become KIND_GPU.
         custom_ops: ``ns::op`` of every custom op the program calls.
@@ -120,6 +122,7 @@ class ModelArtifacts:
     default_model_filename: str | None = None
     plugin_libraries: tuple[Path, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
+    gpu_parameters: dict[str, str] = field(default_factory=dict)
     gpu_required: bool = False
     custom_ops: tuple[str, ...] = ()
     lowerings: dict[str, str] = field(default_factory=dict)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from trtrepo.bench.load import run_load, server_stats_delta
+from trtrepo.bench.breakdown import RequestBreakdown, breakdown_from_stats
+from trtrepo.bench.load import run_load
 from trtrepo.bench.stats import LatencyStats, percentile, throughput
 from trtrepo.bench.timing import time_eager
 from trtrepo.errors import ServeError
@@ -148,11 +150,21 @@ def test_time_eager_synchronises_each_call() -> None:
     assert min(result.latencies_s) >= 0.001
 
 
-def test_server_stats_delta() -> None:
-    before = {"inference_stats": {"queue": {"count": 10, "ns": 1_000_000}, "compute_infer": {"count": 10, "ns": 0}}}
-    after = {"inference_stats": {"queue": {"count": 30, "ns": 5_000_000},
-                                 "compute_infer": {"count": 30, "ns": 40_000_000}}}
-    queue_ms, compute_ms = server_stats_delta(before, after)
-    assert queue_ms == pytest.approx(0.2)
-    assert compute_ms == pytest.approx(2.0)
-    assert server_stats_delta(after, after) == (None, None)
+def test_breakdown_from_stats_divides_by_the_requests_the_server_counted() -> None:
+    def entry(count: int, queue: int, cin: int, infer: int, cout: int) -> dict[str, Any]:
+        return {"inference_stats": {"success": {"count": count}, "queue": {"count": count, "ns": queue},
+                                    "compute_input": {"count": count, "ns": cin},
+                                    "compute_infer": {"count": count, "ns": infer},
+                                    "compute_output": {"count": count, "ns": cout}}}
+
+    before = entry(10, 1_000_000, 0, 0, 0)
+    after = entry(30, 5_000_000, 2_000_000, 40_000_000, 6_000_000)
+    split = breakdown_from_stats(before, after, [0.004] * 20)
+    assert split is not None
+    assert split.queue_ms == pytest.approx(0.2) and split.compute_input_ms == pytest.approx(0.1)
+    assert split.compute_infer_ms == pytest.approx(2.0) and split.compute_output_ms == pytest.approx(0.3)
+    assert split.client_ms == pytest.approx(4.0) and split.rest_ms == pytest.approx(4.0 - 2.6)
+    assert split.client_requests == split.server_requests == 20
+    assert RequestBreakdown.from_dict(split.to_dict()) == split
+    assert breakdown_from_stats(after, after, [0.004]) is None  # nothing counted in between
+    assert breakdown_from_stats(before, after, []) is None

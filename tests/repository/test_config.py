@@ -186,3 +186,41 @@ def test_min_batch_above_one_is_respected_in_warmup() -> None:
     model, artifacts, _ = CASES["mixed_dtypes"]
     config = cfg.model_config(model, artifacts)
     assert config.model_warmup[0].batch_size == 2  # input a has min batch 2
+
+
+GPU_KINDS = """
+models:
+  - name: gelu_block
+    source: json:loads
+    inputs:
+      - {name: x, shape: [-1, 64], min: [1, 64], opt: [4, 64], max: [8, 64]}
+    outputs: [y]
+    triton:
+      max_batch_size: 8
+      instance_group: [KINDS]
+"""
+
+
+@pytest.mark.parametrize(("kinds", "device", "expected"), [
+    ("{kind: gpu, count: 1}", "cpu", "no"),
+    ("{kind: auto, count: 1}", "cuda", "no"),  # auto on a CUDA build is KIND_GPU
+    ("{kind: cpu, count: 1}, {kind: gpu, count: 1}", "cpu", "no"),
+    ("{kind: cpu, count: 2}", "cpu", None),
+    ("{kind: auto, count: 1}", "cpu", None),
+])
+def test_gpu_instances_keep_python_backend_inputs_on_the_gpu(kinds: str, device: str, expected: str | None) -> None:
+    from trtrepo.targets.torch_target import PARAM_FORCE_CPU_ONLY_INPUTS
+
+    model = model_from_yaml(GPU_KINDS.replace("KINDS", kinds))
+    art = ModelArtifacts(target="torch", inputs=(IOSpec("x", "fp32", (-1, 64)),),
+                         outputs=(IOSpec("y", "fp32", (-1, 64)),), output_names={"y": "y"}, backend="python",
+                         parameters={"trtrepo_program": "model.pt2"},
+                         gpu_parameters={PARAM_FORCE_CPU_ONLY_INPUTS: "no"})
+    text = cfg.to_text(cfg.model_config(model, art, device=device))
+    parsed = cfg.parse_text(text)
+    assert parsed.parameters["trtrepo_program"].string_value == "model.pt2"
+    if expected is None:
+        assert "FORCE_CPU_ONLY_INPUT_TENSORS" not in parsed.parameters
+    else:
+        assert PARAM_FORCE_CPU_ONLY_INPUTS == "FORCE_CPU_ONLY_INPUT_TENSORS"  # the Python backend's spelling
+        assert parsed.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == expected

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from trtrepo.bench.stats import LoadResult
@@ -22,7 +22,8 @@ DEFAULT_WARMUP = 3
 
 
 def run_load(worker_factory: Callable[[], Callable[[], Any]], concurrency: int, requests: int,
-             max_seconds: float = DEFAULT_MAX_SECONDS, warmup: int = DEFAULT_WARMUP) -> LoadResult:
+             max_seconds: float = DEFAULT_MAX_SECONDS, warmup: int = DEFAULT_WARMUP,
+             on_timed_start: Callable[[], None] | None = None) -> LoadResult:
     """Keep ``concurrency`` requests in flight until ``requests`` are done or ``max_seconds`` pass.
 
     Each thread calls ``worker_factory()`` once to get its own ``send()`` (one client per thread: tritonclient
@@ -35,6 +36,8 @@ def run_load(worker_factory: Callable[[], Callable[[], Any]], concurrency: int, 
         requests: Timed requests in total (across threads).
         max_seconds: Stop taking new requests after this long.
         warmup: Untimed requests per thread before the measurement.
+        on_timed_start: Called once every thread has finished its warm-up, before the clock starts (a statistics
+            snapshot that must not count the warm-up).
 
     Raises:
         ValueError: ``concurrency`` or ``requests`` below 1.
@@ -50,6 +53,11 @@ def run_load(worker_factory: Callable[[], Callable[[], Any]], concurrency: int, 
     setup_errors: list[BaseException] = []
 
     def mark_start() -> None:
+        if on_timed_start is not None:
+            try:
+                on_timed_start()
+            except Exception as exc:  # a failed snapshot must not stop the measurement
+                LOGGER.warning("bench: before the timed requests: %s", exc)
         window[0] = time.perf_counter()
 
     barrier = threading.Barrier(concurrency, action=mark_start)
@@ -98,27 +106,6 @@ def run_load(worker_factory: Callable[[], Callable[[], Any]], concurrency: int, 
         raise ServeError(f"every bench request failed ({len(failures)}): {failures[0] if failures else '?'}"
                          .splitlines()[0], hint="run trtrepo check on the same repository to see the failure")
     return LoadResult(tuple(latencies), window[1] - window[0], len(failures), failures[0] if failures else None)
-
-
-def server_stats_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """Average queue and compute-infer time (ms) per request between two Triton statistics snapshots.
-
-    Args:
-        before: ``model_stats[i]`` of ``/v2/models/<m>/stats`` (tritonclient ``get_inference_statistics``) taken
-            before the measurement.
-        after: The same entry afterwards.
-
-    Returns:
-        (queue_ms, compute_ms); None where no request was counted.
-    """
-    out: list[float | None] = []
-    for key in ("queue", "compute_infer"):
-        b = before.get("inference_stats", {}).get(key, {})
-        a = after.get("inference_stats", {}).get(key, {})
-        count = int(a.get("count", 0)) - int(b.get("count", 0))
-        ns = int(a.get("ns", 0)) - int(b.get("ns", 0))
-        out.append(ns / count / 1e6 if count > 0 else None)
-    return out[0], out[1]
 
 
 def model_stats(url: str, model: str, version: int) -> dict[str, Any] | None:

@@ -56,6 +56,8 @@ class PerfAnalyzerRow:
     latency: LatencyStats
     server_queue_ms: float | None
     server_compute_ms: float | None
+    server_compute_input_ms: float | None = None
+    server_compute_output_ms: float | None = None
 
 
 # Columns whose sum is the average request latency when the CSV has no "Avg latency" column (older releases).
@@ -97,6 +99,8 @@ def parse_perf_analyzer_csv(text: str) -> list[PerfAnalyzerRow]:
             latency=stats,
             server_queue_ms=us("Server Queue"),
             server_compute_ms=us("Server Compute Infer") if "Server Compute Infer" in fields else us("Server Compute"),
+            server_compute_input_ms=us("Server Compute Input"),
+            server_compute_output_ms=us("Server Compute Output"),
         ))
     return sorted(rows, key=lambda r: r.concurrency)
 
@@ -122,14 +126,23 @@ def perf_analyzer_input_data(arrays: Mapping[str, Any], triton_dtypes: Mapping[s
 
 
 def perf_analyzer_command(binary: str, model: str, version: int, url: str, concurrency: int, batch_size: int,
-                          batched: bool, input_data: Path, csv_path: Path, requests: int) -> list[str]:
-    """The perf_analyzer command line for one concurrency level."""
+                          batched: bool, input_data: Path, csv_path: Path, requests: int, *,
+                          shared_memory: str = "none", output_bytes: int | None = None) -> list[str]:
+    """The perf_analyzer command line for one concurrency level.
+
+    ``shared_memory`` (``system``/``cuda``) becomes ``--shared-memory``; ``output_bytes`` (the largest output of
+    one request) its ``--output-shared-memory-size``, whose default (100 KiB) is too small for real outputs.
+    """
     cmd = [binary, "-m", model, "-x", str(version), "-u", url, "-i", "http",
            f"--concurrency-range={concurrency}:{concurrency}", f"--input-data={input_data}",
            "--measurement-mode=count_windows", f"--measurement-request-count={requests}",
            f"--stability-percentage={PA_STABILITY_PERCENTAGE}", f"--max-trials={PA_MAX_TRIALS}", "-f", str(csv_path)]
     if batched:
         cmd += ["-b", str(batch_size)]
+    if shared_memory != "none":
+        cmd.append(f"--shared-memory={shared_memory}")
+        if output_bytes:
+            cmd.append(f"--output-shared-memory-size={int(output_bytes)}")
     return cmd
 
 

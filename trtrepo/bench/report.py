@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trtrepo._table import render
+from trtrepo.bench.breakdown import RequestBreakdown, breakdown_table
 from trtrepo.bench.stats import LatencyStats, ratio
 
 REPORT_SCHEMA = "trtrepo-bench/1"
@@ -34,6 +35,9 @@ class BenchRow:
         server_queue_ms: Average time requests waited in Triton's queue, when known.
         server_compute_ms: Average time of the backend's compute (infer), when known.
         fallback: Why perf_analyzer did not measure this row although it was in use (one line), else None.
+        shared_memory: How the tensors travelled: ``none`` (in the request body), ``system`` or ``cuda``.
+        breakdown: The mean request split into client total, server queue, compute input/infer/output and the
+            rest (:mod:`trtrepo.bench.breakdown`), when the server's statistics were available.
     """
 
     model: str
@@ -48,6 +52,8 @@ class BenchRow:
     server_queue_ms: float | None = None
     server_compute_ms: float | None = None
     fallback: str | None = None
+    shared_memory: str = "none"
+    breakdown: RequestBreakdown | None = None
 
     @property
     def p50_ratio(self) -> float | None:
@@ -62,6 +68,7 @@ class BenchRow:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, ratios included."""
         out = asdict(self)
+        out["breakdown"] = self.breakdown.to_dict() if self.breakdown is not None else None
         out["p50_ratio"] = self.p50_ratio
         out["p99_ratio"] = self.p99_ratio
         return out
@@ -72,6 +79,7 @@ class BenchRow:
         values = {k: v for k, v in raw.items() if k not in ("p50_ratio", "p99_ratio")}
         values["served"] = LatencyStats(**values["served"])
         values["eager"] = LatencyStats(**values["eager"]) if values.get("eager") else None
+        values["breakdown"] = RequestBreakdown.from_dict(values["breakdown"]) if values.get("breakdown") else None
         return cls(**values)
 
 
@@ -107,6 +115,10 @@ class BenchReport:
                  fmt(r.p50_ratio, 2), fmt(r.p99_ratio, 2),
                  fmt(r.server_queue_ms), fmt(r.server_compute_ms), r.errors) for r in self.rows]
         return render(headers, rows, right=range(1, len(headers)))
+
+    def breakdown_table(self) -> str:
+        """Per row with a breakdown: client total, server queue, compute input/infer/output, the rest (ms)."""
+        return breakdown_table(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

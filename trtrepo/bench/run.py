@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtrepo import dtypes
+from trtrepo.bench.breakdown import RequestBreakdown, breakdown_from_stats, settled_stats, success_count
 from trtrepo.bench.inputs import batch_sizes_for, bench_inputs, numpy_inputs, wire_arrays
-from trtrepo.bench.load import DEFAULT_MAX_SECONDS, model_stats, run_load, server_stats_delta
+from trtrepo.bench.load import DEFAULT_MAX_SECONDS, DEFAULT_WARMUP, model_stats, run_load
 from trtrepo.bench.perf_analyzer import (
     PERF_ANALYZER_TIMEOUT_PAD,
     PerfAnalyzerNoMeasurement,
@@ -57,7 +59,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
               plot_dir: str | Path | None = None, url_http: str | None = None,
               parity_report: str | Path | None = None, max_seconds: float = DEFAULT_MAX_SECONDS,
               eager: bool = True, repository: str | Path | None = None,
-              progress: Progress = LOGGER.info) -> BenchReport:
+              progress: Progress = LOGGER.info, shared_memory: str = "none") -> BenchReport:
     """Measure the served models of a built repository against eager PyTorch.
 
     Args:
@@ -74,6 +76,8 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         eager: Also time eager PyTorch (the ratio columns need it).
         repository: Serve this repository instead of the spec's ``repository:`` (a ``trtrepo build --out``).
         progress: Callback for one-line progress messages.
+        shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel, for perf_analyzer
+            (``--shared-memory``) and the own load loop alike (:mod:`trtrepo.check.shm`; same host only).
 
     Returns:
         The report (also written to ``report_path`` when given).
@@ -81,8 +85,10 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
     Raises:
         SpecError: Bad model names, batch sizes or concurrency levels.
         ServeError: The server does not start, or requests fail.
-        MissingDependencyError: tritonclient (own load loop) or torch (eager) is missing.
+        MissingDependencyError: tritonclient (own load loop) or torch (eager) is missing; ``cuda`` shared memory
+            without cuda-python or a GPU.
     """
+    from trtrepo.check.shm import require_shared_memory
     from trtrepo.deps import require
     from trtrepo.spec import load_spec
 
@@ -97,6 +103,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
     perf_analyzer = find_perf_analyzer()
     if perf_analyzer is None:
         require("tritonclient", "trtrepo bench's load loop")
+    require_shared_memory(shared_memory, "trtrepo bench")
 
     device = "cpu"
     report = BenchReport(spec=str(spec.path), url=url_http or "", device=device)
@@ -114,11 +121,11 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         for model, sizes in plan:
             eager_results.update(_measure_eager(spec, model, sizes, inputs, device, requests, max_seconds, progress))
     report.device = device_label(device)
-    report.environment = environment(perf_analyzer=perf_analyzer)
+    report.environment = environment(perf_analyzer=perf_analyzer, shared_memory=shared_memory)
 
     if url_http:
         _bench_served(report, url_http, plan, inputs, eager_results, levels, requests, max_seconds, perf_analyzer,
-                      progress)
+                      progress, shared_memory)
     else:
         from trtrepo.serve import TritonServer
 
@@ -128,7 +135,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         with TritonServer(repo, log_path=log_path) as server:
             report.url = server.http_url
             _bench_served(report, server.http_url, plan, inputs, eager_results, levels, requests, max_seconds,
-                          perf_analyzer, progress)
+                          perf_analyzer, progress, shared_memory)
             server.check_alive()
 
     if plot_dir is not None:
@@ -172,7 +179,8 @@ def _measure_eager(spec: Spec, model: ModelSpec, sizes: Sequence[int],
 def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec, tuple[int, ...]]],
                   inputs: Mapping[tuple[str, int], tuple[Any, ...]],
                   eager_results: Mapping[tuple[str, int], LoadResult], levels: Sequence[int], requests: int,
-                  max_seconds: float, perf_analyzer: str | None, progress: Progress) -> None:
+                  max_seconds: float, perf_analyzer: str | None, progress: Progress,
+                  shared_memory: str = "none") -> None:
     report.environment.update(server_facts(url))
     for model, sizes in plan:
         for b in sizes:
@@ -181,10 +189,15 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
             eager_ips = throughput(b, eager_stats.mean_ms / 1e3) if eager_stats else None
             arrays = numpy_inputs(model, inputs[(model.name, b)])
             for c in levels:
-                row = measure_level(perf_analyzer, url, model, b, c, arrays, requests, max_seconds)
+                row = measure_level(perf_analyzer, url, model, b, c, arrays, requests, max_seconds, shared_memory)
                 row = replace(row, eager=eager_stats, eager_ips=eager_ips)
+                split = row.breakdown
                 progress(f"bench: {model.name} batch {b} concurrency {c}: p50 {row.served.p50_ms:.3f} ms, "
-                         f"{row.served_ips:.1f} inf/s ({row.client})")
+                         f"{row.served_ips:.1f} inf/s ({row.client}"
+                         + (f", shared memory {shared_memory}" if shared_memory != "none" else "") + ")"
+                         + (f"; mean {split.client_ms:.3f} ms = queue {split.queue_ms:.3f} + compute "
+                            f"{split.compute_input_ms:.3f}/{split.compute_infer_ms:.3f}/{split.compute_output_ms:.3f}"
+                            f" + rest {split.rest_ms:.3f}" if split else ""))
                 report.rows.append(row)
     if perf_analyzer is not None and any(m.triton.max_batch_size > 0 for m, _ in plan):
         report.notes.append("perf_analyzer repeats the first sample of each input -b times for batching models")
@@ -195,7 +208,8 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
 
 
 def measure_level(perf_analyzer: str | None, url: str, model: ModelSpec, batch: int, concurrency: int,
-                  arrays: Mapping[str, Any], requests: int, max_seconds: float) -> BenchRow:
+                  arrays: Mapping[str, Any], requests: int, max_seconds: float,
+                  shared_memory: str = "none") -> BenchRow:
     """Measure one load level with perf_analyzer when given, else (or when it gives no measurement) the own loop.
 
     An unstable or missing perf_analyzer measurement logs one warning and falls back to trtrepo's load loop; the
@@ -205,13 +219,14 @@ def measure_level(perf_analyzer: str | None, url: str, model: ModelSpec, batch: 
         ServeError: perf_analyzer failed for another reason, or the own loop's requests all failed.
     """
     if perf_analyzer is None:
-        return _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds)
+        return _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory)
     try:
-        return _level_perf_analyzer(perf_analyzer, url, model, batch, concurrency, arrays, requests, max_seconds)
+        return _level_perf_analyzer(perf_analyzer, url, model, batch, concurrency, arrays, requests, max_seconds,
+                                    shared_memory)
     except PerfAnalyzerNoMeasurement as exc:
         LOGGER.warning("%s batch %d concurrency %d: %s; measuring this level with %s instead", model.name, batch,
                        concurrency, exc.message, TOOL_OWN_LOOP)
-        row = _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds)
+        row = _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory)
         return replace(row, fallback=exc.message)
 
 
@@ -221,13 +236,18 @@ def triton_datatypes(model: ModelSpec) -> dict[str, str]:
 
 
 def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, arrays: Mapping[str, Any],
-                    requests: int, max_seconds: float) -> BenchRow:
+                    requests: int, max_seconds: float, shared_memory: str = "none") -> BenchRow:
     from trtrepo.runners.triton import TritonRunner
 
     output_names = [o.name for o in model.outputs]
+    runners: list[TritonRunner] = []
+    lock = threading.Lock()
 
     def factory() -> Callable[[], Any]:
-        runner = TritonRunner(url, model.name, output_names, protocol="http", datatypes=triton_datatypes(model))
+        runner = TritonRunner(url, model.name, output_names, protocol="http", datatypes=triton_datatypes(model),
+                              shared_memory=shared_memory)
+        with lock:
+            runners.append(runner)
         runner.activate()  # one per thread: tritonclient clients are not thread-safe
 
         def send() -> Any:
@@ -236,31 +256,63 @@ def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, ar
         return send
 
     before = model_stats(url, model.name, model.version)
-    result = run_load(factory, concurrency, requests, max_seconds)
-    after = model_stats(url, model.name, model.version)
-    queue_ms, compute_ms = server_stats_delta(before, after) if before and after else (None, None)
+    window: list[dict[str, Any] | None] = [None]
+
+    def snapshot() -> None:  # every warm-up request is answered: wait until the server counted them all
+        window[0] = settled_stats(url, model.name, model.version, success_count(before) + concurrency * DEFAULT_WARMUP)
+
+    try:
+        result = run_load(factory, concurrency, requests, max_seconds, on_timed_start=snapshot)
+    finally:  # unregisters and frees shared memory regions, closes connections
+        for runner in runners:
+            runner.deactivate()
+    start = window[0]
+    after = settled_stats(url, model.name, model.version, success_count(start) + len(result.latencies_s)) \
+        if start is not None else None
+    split = breakdown_from_stats(start, after, result.latencies_s) if start is not None and after is not None \
+        else None
     if result.errors:
         LOGGER.warning("%s: %d requests failed, first: %s", model.name, result.errors, result.first_error)
     return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client=TOOL_OWN_LOOP,
                     served=LatencyStats.from_seconds(result.latencies_s),
                     served_ips=throughput(len(result.latencies_s) * batch, result.wall_s), errors=result.errors,
-                    server_queue_ms=queue_ms, server_compute_ms=compute_ms)
+                    server_queue_ms=split.queue_ms if split else None,
+                    server_compute_ms=split.compute_infer_ms if split else None,
+                    shared_memory=shared_memory, breakdown=split)
 
 
 def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, concurrency: int,
-                         arrays: Mapping[str, Any], requests: int, max_seconds: float) -> BenchRow:
+                         arrays: Mapping[str, Any], requests: int, max_seconds: float,
+                         shared_memory: str = "none") -> BenchRow:
     batched = model.triton.max_batch_size > 0
+    output_bytes = _output_bytes(url, model, arrays) if shared_memory != "none" else None
     with tempfile.TemporaryDirectory(prefix="trtrepo-pa-") as tmp:
         data_path = Path(tmp) / "input.json"
         data_path.write_text(json.dumps(perf_analyzer_input_data(wire_arrays(model, arrays), triton_datatypes(model),
                                                                  batched)))
         csv_path = Path(tmp) / "perf.csv"
         cmd = perf_analyzer_command(binary, model.name, model.version, url, concurrency, batch, batched, data_path,
-                                    csv_path, requests)
+                                    csv_path, requests, shared_memory=shared_memory, output_bytes=output_bytes)
         pa = run_perf_analyzer(cmd, csv_path, timeout=max_seconds * 3 + PERF_ANALYZER_TIMEOUT_PAD)
+    split = None
+    if pa.server_queue_ms is not None and pa.server_compute_ms is not None:
+        split = RequestBreakdown(client_ms=pa.latency.mean_ms, queue_ms=pa.server_queue_ms,
+                                 compute_input_ms=pa.server_compute_input_ms or 0.0,
+                                 compute_infer_ms=pa.server_compute_ms,
+                                 compute_output_ms=pa.server_compute_output_ms or 0.0, client_requests=requests,
+                                 server_requests=requests, source=TOOL_PERF_ANALYZER)
     return BenchRow(model=model.name, batch_size=batch, concurrency=concurrency, client=TOOL_PERF_ANALYZER,
                     served=pa.latency, served_ips=pa.inferences_per_second, server_queue_ms=pa.server_queue_ms,
-                    server_compute_ms=pa.server_compute_ms)
+                    server_compute_ms=pa.server_compute_ms, shared_memory=shared_memory, breakdown=split)
+
+
+def _output_bytes(url: str, model: ModelSpec, arrays: Mapping[str, Any]) -> int:
+    """The largest output of one request on ``arrays`` (bytes): perf_analyzer's ``--output-shared-memory-size``."""
+    from trtrepo.check.client import TritonClient
+
+    with TritonClient("http", url) as client:
+        reply = client.infer(model.name, arrays, [o.name for o in model.outputs], triton_datatypes(model))
+    return max((int(v.nbytes) for v in reply.outputs.values()), default=1)
 
 
 # ----------------------------------------------------------------------------------------------- environment

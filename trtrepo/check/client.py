@@ -49,14 +49,19 @@ class TritonClient:
     """One connection to Triton over ``protocol`` (``http`` or ``grpc``) at ``url`` (``host:port``).
 
     Not thread-safe (neither tritonclient client is): use one per thread, see :func:`infer_concurrently`.
+    ``shared_memory`` (``none``, ``system``, ``cuda``) sends tensors through same-host regions that the client
+    registers on first use and unregisters and frees on :meth:`close` (:mod:`trtrepo.check.shm`).
     """
 
-    def __init__(self, protocol: str, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, protocol: str, url: str, timeout: float = DEFAULT_TIMEOUT,
+                 shared_memory: str = "none") -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         self.protocol = protocol
         self.url = url
         self.timeout = timeout
+        self.shared_memory = shared_memory
+        self._shm: Any = None
         failure = ""
         # A client whose constructor raised is half-made, and tritonclient's __del__ then prints its own traceback
         # after our error line: drop it while its "Exception ignored" report is muted.
@@ -84,6 +89,11 @@ class TritonClient:
                 gc.collect()
         if failure:
             raise ServeError(f"{protocol} {url}: cannot create a client: {failure}")
+        if shared_memory != "none":  # tensors through same-host regions (trtrepo.check.shm), not the body
+            from trtrepo.check.shm import SharedMemoryTransport, check_mode
+
+            self._shm = SharedMemoryTransport(check_mode(shared_memory), self._client, self._module, protocol, url,
+                                              timeout)
 
     # -- health
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
@@ -219,6 +229,11 @@ class TritonClient:
         """
         from tritonclient.utils import np_to_triton_dtype
 
+        if self._shm is not None:
+            types = {n: (datatypes or {}).get(n) or np_to_triton_dtype(a.dtype) for n, a in inputs.items()}
+            values, latency = self._shm.infer(model, inputs, outputs, types,
+                                              lambda request, wanted: self._send(model, request, wanted))
+            return InferResult(values, latency)
         request = []
         for name, array in inputs.items():
             datatype = (datatypes or {}).get(name) or np_to_triton_dtype(array.dtype)
@@ -232,6 +247,14 @@ class TritonClient:
             wanted = [self._module.InferRequestedOutput(n, binary_data=True) for n in outputs]
         else:
             wanted = [self._module.InferRequestedOutput(n) for n in outputs]
+        result, latency = self._send(model, request, wanted)
+        values = {}
+        for name in outputs:
+            values[name] = decode_output(result, name, model)
+        return InferResult(values, latency)
+
+    def _send(self, model: str, request: list[Any], wanted: list[Any]) -> tuple[Any, float]:
+        """The tritonclient infer call and its seconds; errors as in :meth:`infer`."""
         start = time.perf_counter()
         try:
             if self.protocol == "grpc":
@@ -240,14 +263,12 @@ class TritonClient:
                 result = self._client.infer(model, request, outputs=wanted)
         except Exception as exc:
             raise self._error(f"infer {model!r}", exc) from None
-        latency = time.perf_counter() - start
-        values = {}
-        for name in outputs:
-            values[name] = decode_output(result, name, model)
-        return InferResult(values, latency)
+        return result, time.perf_counter() - start
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection, after unregistering and freeing its shared memory regions (if any)."""
+        if self._shm is not None:
+            self._shm.close()
         try:
             self._client.close()
         except Exception as exc:  # closing a broken connection must not mask the real error
@@ -269,7 +290,7 @@ class TritonClient:
 
 def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[Mapping[str, NDArray[Any]]],
                        outputs: Sequence[str], datatypes: Mapping[str, str] | None = None,
-                       timeout: float = DEFAULT_TIMEOUT) -> list[InferResult | Exception]:
+                       timeout: float = DEFAULT_TIMEOUT, shared_memory: str = "none") -> list[InferResult | Exception]:
     """Send ``requests`` at the same moment from one thread and one client each (so the batcher merges them).
 
     Returns:
@@ -281,7 +302,7 @@ def infer_concurrently(protocol: str, url: str, model: str, requests: Sequence[M
 
     def one(inputs: Mapping[str, NDArray[Any]]) -> InferResult | Exception:
         try:
-            with TritonClient(protocol, url, timeout) as client:
+            with TritonClient(protocol, url, timeout, shared_memory) as client:
                 # A broken barrier means another thread failed to connect: still send this request.
                 with contextlib.suppress(threading.BrokenBarrierError):
                     barrier.wait(timeout)

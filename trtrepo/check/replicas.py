@@ -123,10 +123,11 @@ def _read_endpoints(path: Path) -> list[tuple[str | None, str | None, str | None
 class _Live:
     """A replica during the run: its clients (one per protocol, kept open) and whether it failed."""
 
-    def __init__(self, replica: Replica, result: ReplicaResult, timeout: float) -> None:
+    def __init__(self, replica: Replica, result: ReplicaResult, timeout: float, shared_memory: str = "none") -> None:
         self.replica = replica
         self.result = result
         self.timeout = timeout
+        self.shared_memory = shared_memory
         self._clients: dict[str, TritonClient] = {}
 
     @property
@@ -137,7 +138,8 @@ class _Live:
         from trtrepo.check.client import TritonClient
 
         if protocol not in self._clients:
-            self._clients[protocol] = TritonClient(protocol, self.replica.url(protocol), self.timeout)
+            self._clients[protocol] = TritonClient(protocol, self.replica.url(protocol), self.timeout,
+                                                         self.shared_memory)
         return self._clients[protocol]
 
     def fail(self, exc: BaseException, progress: Progress) -> None:
@@ -154,7 +156,7 @@ class _Live:
 def check_replicas(report: CheckReport, chosen: Sequence[ModelSpec], protocols: Sequence[str],
                    replicas: Sequence[Replica], served_names: dict[str, list[str]],
                    references: dict[str, list[Reference]], timeout: float, ready_timeout: float,
-                   progress: Progress) -> None:
+                   progress: Progress, shared_memory: str = "none") -> None:
     """Check every model over every protocol, its requests spread over ``replicas``; results into ``report``.
 
     Raises:
@@ -162,7 +164,8 @@ def check_replicas(report: CheckReport, chosen: Sequence[ModelSpec], protocols: 
     """
     from trtrepo.check.report import ReplicaResult
 
-    live = [_Live(r, ReplicaResult(name=r.name, http=r.http, grpc=r.grpc), timeout) for r in replicas]
+    live = [_Live(r, ReplicaResult(name=r.name, http=r.http, grpc=r.grpc), timeout, shared_memory)
+            for r in replicas]
     report.replicas = [s.result for s in live]
     report.endpoints = {p: ", ".join(r.url(p) for r in replicas) for p in protocols}
     progress(f"check: {len(replicas)} replicas: " + ", ".join(r.name for r in replicas))
@@ -236,7 +239,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Seq
         before = len(report.cases)
         try:
             _check_ragged(report, model, protocol, target.replica.url(protocol), served, ragged, datatypes, None,
-                          target.timeout, progress)
+                          target.timeout, progress, target.shared_memory)
         except ServeError as exc:
             del report.cases[before:]  # a burst cut short: one failed entry for the replica, not half a burst
             failed = _case(model, protocol, ragged[0][0])

@@ -71,6 +71,7 @@ def run_check(
     endpoints_file: str | Path | None = None,
     ops: bool = False,
     plot: str | Path | None = None,
+    shared_memory: str = "none",
 ) -> CheckReport:
     """Check every (or the named) model of a model.yaml against eager PyTorch.
 
@@ -92,6 +93,8 @@ def run_check(
         endpoints_file: Several replicas: a file of ``HTTP GRPC [NAME]`` lines (:mod:`trtrepo.check.replicas`).
         ops: Also probe every custom op through Triton (:mod:`trtrepo.check.ops_report`); ``report.ops``.
         plot: With ``ops``: write the per-op error plot (PNG) here; needs matplotlib.
+        shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel (:mod:`trtrepo.check.shm`;
+            same host only).
 
     Returns:
         The report; ``report.passed`` says whether every request of every model matched.
@@ -104,6 +107,7 @@ def run_check(
     from trtrepo import deps, settings
     from trtrepo.check.replicas import check_replicas, resolve_replicas
     from trtrepo.check.report import CheckReport
+    from trtrepo.check.shm import require_shared_memory
     from trtrepo.check.tolerances import output_tolerance
     from trtrepo.ops.stage import prepare_ops
     from trtrepo.remote import is_url, mirror_folder, parse_url
@@ -139,6 +143,7 @@ def run_check(
         from trtrepo.check.ops_report import require_plotting
 
         require_plotting()
+    require_shared_memory(shared_memory, "trtrepo check")
 
     server: TritonServer | None = None
     if own_server:  # everything about the repository and the server, before any work
@@ -153,16 +158,16 @@ def run_check(
     prepare_ops(spec, chosen, progress=progress)
     references = {m.name: _eager_references(spec, m, device, progress) for m in chosen}
 
-    report = CheckReport(spec=str(spec.path), environment=_environment(device))
+    report = CheckReport(spec=str(spec.path), environment={**_environment(device), "shared_memory": shared_memory})
     for m in chosen:
         report.tolerances[m.name] = {o.name: dict(zip(("atol", "rtol"), output_tolerance(m, o.name), strict=True))
                                      for o in m.outputs}
     if len(replicas) > 1:
         check_replicas(report, chosen, protocols, replicas, served_names, references, timeout, ready_timeout,
-                       progress)
+                       progress, shared_memory)
     else:
         _check_one(report, chosen, protocols, server, given, served_names, references, timeout, ready_timeout,
-                   progress)
+                   progress, shared_memory)
     if ops:
         from trtrepo.check.ops_report import check_ops
 
@@ -305,7 +310,7 @@ def _eager_references(spec: Spec, model: ModelSpec, device: str, progress: Progr
 def _check_one(report: CheckReport, chosen: Sequence[ModelSpec], protocols: Sequence[str],
                server: TritonServer | None, given: dict[str, str], served_names: dict[str, list[str]],
                references: dict[str, list[Reference]], timeout: float, ready_timeout: float,
-               progress: Progress) -> None:
+               progress: Progress, shared_memory: str = "none") -> None:
     """Every model over every protocol against one server (the one started here, or the one given)."""
     with _endpoints(server, given, progress) as endpoints:
         report.endpoints = {p: endpoints[p] for p in protocols}
@@ -313,7 +318,7 @@ def _check_one(report: CheckReport, chosen: Sequence[ModelSpec], protocols: Sequ
         for protocol in protocols:
             for m in chosen:
                 _check_model(report, m, protocol, endpoints[protocol], served_names[m.name], references[m.name],
-                             server, timeout, ready_timeout, progress)
+                             server, timeout, ready_timeout, progress, shared_memory)
 
 
 @contextlib.contextmanager
@@ -330,7 +335,7 @@ def _endpoints(server: TritonServer | None, given: dict[str, str], progress: Pro
 
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                  references: list[Reference], server: TritonServer | None, timeout: float,
-                 ready_timeout: float, progress: Progress) -> None:
+                 ready_timeout: float, progress: Progress, shared_memory: str = "none") -> None:
     from trtrepo import dtypes
     from trtrepo.check.client import RequestFailed, TritonClient
 
@@ -341,7 +346,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
     progress(f"check: {model.name} over {protocol} ({url}): {len(singles)} requests one by one"
              + (f", then {len(ragged)} at once (ragged batches)" if ragged else ""))
     first = len(report.cases)
-    with TritonClient(protocol, url, timeout) as client:
+    with TritonClient(protocol, url, timeout, shared_memory) as client:
         _guard(server, lambda: client.wait_model_ready(model.name, ready_timeout, progress=progress))
         for case, expected in singles:
             result = _case(model, protocol, case)
@@ -355,7 +360,8 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
             report.cases.append(result)
             progress(_case_line(result))
     if ragged:
-        _check_ragged(report, model, protocol, url, served, ragged, datatypes, server, timeout, progress)
+        _check_ragged(report, model, protocol, url, served, ragged, datatypes, server, timeout, progress,
+                      shared_memory)
     done = report.cases[first:]
     matched = sum(1 for c in done if c.passed)
     progress(f"check: {model.name} {protocol}: {matched}/{len(done)} requests matched "
@@ -364,13 +370,13 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
 
 def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                   ragged: list[Reference], datatypes: dict[str, str], server: TritonServer | None, timeout: float,
-                  progress: Progress) -> None:
+                  progress: Progress, shared_memory: str = "none") -> None:
     from trtrepo.check.client import TritonClient, infer_concurrently
 
     with TritonClient(protocol, url, timeout) as client:
         before = _guard(server, lambda: _stable_counts(client, model.name))
     replies = _guard(server, lambda: infer_concurrently(protocol, url, model.name, [c.arrays for c, _ in ragged],
-                                                        served, datatypes, timeout))
+                                                        served, datatypes, timeout, shared_memory))
     for (case, expected), reply in zip(ragged, replies, strict=True):
         if isinstance(reply, ServeError):
             _guard(server, functools.partial(_raise, reply))

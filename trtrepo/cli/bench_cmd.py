@@ -59,17 +59,24 @@ def bench() -> None:
               help="Repository to serve when no URL is given (default: the spec's).")
 @click.option("--parity-report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A `trtrepo check --report` JSON whose errors are plotted as a histogram.")
+@click.option("--shared-memory", type=click.Choice(["none", "system", "cuda"]), default="none", show_default=True,
+              help="Send tensors through system or CUDA shared memory (server on this host).")
 def served(model_yaml: Path, concurrency: str, requests: int, report: Path | None, plot: Path | None,
            batch_sizes: str | None, models: str | None, url_http: str | None, repository: Path | None,
-           parity_report: Path | None) -> int:
+           parity_report: Path | None, shared_memory: str) -> int:
     """Latency and throughput of the served models against eager PyTorch."""
     from trtrepo.bench.run import run_bench
 
     levels = int_csv(concurrency, "--concurrency") or []
     result = run_bench(model_yaml, concurrency=levels, requests=requests, report_path=report, plot_dir=plot,
                        batch_sizes=int_csv(batch_sizes, "--batch-sizes"), models=csv(models), url_http=url_http,
-                       repository=repository, parity_report=parity_report, progress=progress)
+                       repository=repository, parity_report=parity_report, progress=progress,
+                       shared_memory=shared_memory)
     click.echo(result.table())
+    if any(r.breakdown is not None for r in result.rows):
+        click.echo("\nper request (mean ms): client total = queue + compute input/infer/output + rest "
+                   "(client, network, protocol)")
+        click.echo(result.breakdown_table())
     return 0
 
 

@@ -23,6 +23,9 @@ from trtrepo.cli._app import cli, csv, progress
                    "repository's run folder under the cache, never the repository).")
 @click.option("--repository", default=None, metavar="DIR|URL",
               help="Repository to serve when no URL is given (default: the spec's); a folder or an s3:// URL.")
+@click.option("--shared-memory", type=click.Choice(["none", "system", "cuda"]), default="none", show_default=True,
+              help="Send tensors through system or CUDA shared memory (server on this host; regions are "
+                   "unregistered and freed at exit).")
 @click.option("--allow-modified", is_flag=True,
               help="Serve a repository whose files differ from its manifest (each file is named in a warning).")
 @click.option("--ops", is_flag=True,
@@ -32,7 +35,7 @@ from trtrepo.cli._app import cli, csv, progress
               help="With --ops: write a per-op error plot (PNG) here (needs matplotlib).")
 def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...], endpoints_file: Path | None,
           protocol: str, models: str | None, report: Path | None, repository: str | None,
-          allow_modified: bool, ops: bool, plot: Path | None) -> int:
+          allow_modified: bool, ops: bool, plot: Path | None, shared_memory: str) -> int:
     """Prove that what Triton serves matches eager PyTorch for the models of MODEL_YAML.
 
     Ctrl-C, SIGTERM and SIGHUP stop the server the check started (and its stubs); the exit code is then 128 + the
@@ -56,7 +59,7 @@ def check(model_yaml: Path, url_http: tuple[str, ...], url_grpc: tuple[str, ...]
         try:
             result = run_check(model_yaml, protocols=protocols, models=csv(models), report_path=report,
                                repository=repository, progress=progress, allow_modified=allow_modified, ops=ops,
-                               plot=plot,
+                               plot=plot, shared_memory=shared_memory,
                                **urls)  # type: ignore[arg-type]
         except Interrupted as exc:
             click.echo(f"stopped: {exc.signal_name}", err=True)

@@ -108,7 +108,10 @@ def model_config(
     if triton.warmup.enabled:
         _add_warmup(config, model, artifacts)
 
-    for key, value in sorted(artifacts.parameters.items()):
+    parameters = dict(artifacts.parameters)
+    if any(group.kind == pb.ModelInstanceGroup.KIND_GPU for group in config.instance_group):
+        parameters.update(artifacts.gpu_parameters)
+    for key, value in sorted(parameters.items()):
         config.parameters[key].string_value = str(value)
     if op_libraries:
         config.model_operations.op_library_filename.extend(op_libraries)

@@ -22,10 +22,12 @@ class TritonRunner(BaseRunner):
         datatypes: Input name → Triton datatype (``FP16``...); default from each array's dtype.
         timeout: Seconds per request.
         name: The runner's name in reports (default ``triton-<protocol>``).
+        shared_memory: ``none``, ``system`` or ``cuda``: tensors through same-host regions (freed on deactivate).
     """
 
     def __init__(self, url: str, model: str, output_names: Sequence[str], *, protocol: str = "http",
-                 datatypes: Mapping[str, str] | None = None, timeout: float = 60.0, name: str | None = None) -> None:
+                 datatypes: Mapping[str, str] | None = None, timeout: float = 60.0, name: str | None = None,
+                 shared_memory: str = "none") -> None:
         super().__init__(name or f"triton-{protocol}")
         self.url = url
         self.model = model
@@ -33,13 +35,15 @@ class TritonRunner(BaseRunner):
         self.protocol = protocol
         self.datatypes = dict(datatypes or {})
         self.timeout = timeout
+        self.shared_memory = shared_memory
         self.client: Any = None
         self.last_latency_s: float | None = None
 
     def _activate(self) -> None:
         from trtrepo.check.client import TritonClient
 
-        self.client = TritonClient(self.protocol, self.url, timeout=self.timeout)
+        self.client = TritonClient(self.protocol, self.url, timeout=self.timeout,
+                                   shared_memory=self.shared_memory)
 
     def _deactivate(self) -> None:
         if self.client is not None:

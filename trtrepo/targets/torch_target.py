@@ -40,6 +40,7 @@ TEMPLATE = "python_backend_model.py"
 PARAM_OP_LIBRARIES = "trtrepo_op_libraries"
 PARAM_PROGRAM = "trtrepo_program"
 PARAM_PYTHON_CPU_OPS = "trtrepo_python_cpu_ops"
+PARAM_FORCE_CPU_ONLY_INPUTS = "FORCE_CPU_ONLY_INPUT_TENSORS"  # the Python backend's own parameter
 PLUGINS_DIR = "plugins"  # in the model folder (trtrepo.repository.writer.PLUGINS_DIRNAME)
 PYTHON_OPS_DIR = "python_ops"  # in the version folder
 SHAPE_CHECK_FILE = "_shape_check.py"
@@ -83,6 +84,9 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
         backend=BACKEND,
         plugin_libraries=tuple(libraries),
         parameters=parameters,
+        # Inputs in GPU memory (CUDA shared memory, another model's outputs) reach model.py there, not copied to
+        # the host first; host inputs are moved by model.py, as before.
+        gpu_parameters={PARAM_FORCE_CPU_ONLY_INPUTS: "no"},
         gpu_required=False,
         custom_ops=tuple(sorted(used)),
         versions={"torch": str(torch.__version__)},

@@ -16,6 +16,12 @@ dtypes, max_batch_size, and these parameters:
 Tensors cross by DLPack, not NumPy: the Python backend's NumPy bridge is built against NumPy 1.x and misreads
 NumPy 2 arrays, and it cannot carry bf16 or GPU tensors at all. Each request that fails gets its own error
 response; the stub never crashes on a bad request.
+
+On a GPU instance (KIND_GPU) trtrepo sets the backend's ``FORCE_CPU_ONLY_INPUT_TENSORS: no``: inputs already in GPU
+memory (CUDA shared memory, an ensemble step) arrive there and are used in place; host inputs are copied to the
+device once. Outputs leave as the torch tensors themselves: the stub asks each for its DLPack capsule on its own
+CUDA stream (``__dlpack__(stream=...)``, so torch orders that stream after the kernels that wrote it) and waits on
+that stream before Triton reads the memory. That is the only synchronisation; model.py adds none.
 """
 
 import json
@@ -133,10 +139,8 @@ class TritonPythonModel:
             sizes = [members[0][1][0].shape[0] if self.max_batch_size > 0 else None]
             args = members[0][1]
         with self.lock, torch.inference_mode():
+            # GPU inputs on this device are used as they are (no copy); host inputs cross once.
             outs = self.module(*[a.to(self.device, non_blocking=True) for a in args])
-            if self.device.type == "cuda":
-                # DLPack hands Triton the memory, not torch's stream: the kernels must be done before it reads it.
-                torch.cuda.current_stream(self.device).synchronize()
         outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
         if len(outs) != len(self.outputs):
             raise RequestError(f"program returned {len(outs)} outputs, config.pbtxt declares {len(self.outputs)}")
@@ -173,6 +177,9 @@ class TritonPythonModel:
             # Only for diagnosis: with NumPy 2 in the stub this path sends 0-byte outputs (pybind11 NumPy 1 ABI).
             array = value.cpu().contiguous().numpy()
             return pb_utils.Tensor(name, np.ascontiguousarray(array))
+        if value.is_cuda:
+            # The tensor, not a capsule: the stub then takes it on its stream and waits for the kernels (see above).
+            return pb_utils.Tensor.from_dlpack(name, value.contiguous())
         return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(value.contiguous()))
 
 
