@@ -9,7 +9,7 @@
 #   serve    torch target with KIND_GPU instances served by tritonserver; trtrepo check over HTTP and gRPC, then
 #            with --shared-memory system and cuda
 #   bench    trtrepo bench (served vs eager) of gelu_block and mlp_block (torch target, KIND_GPU); gelu_block again
-#            with --shared-memory system and cuda, and the per-request breakdown table
+#            over gRPC, and over HTTP with --shared-memory system and cuda; the per-request breakdown table
 #   trt      TensorRT target through torch-tensorrt-rtx: plans vs eager across the profile   (lanes/trt_lane.sh)
 #   kernels  kernel bandwidth vs device copy (trtrepo bench kernels)
 #   engines  trtrepo bench engines examples/mlp_block: eager, torch.compile, plans per lowering/profile, hybrid
@@ -58,12 +58,14 @@ bench_phase() {  # served vs eager, torch target with KIND_GPU instances
   # Issue 12's served path: the same gelu_block sweep through system and CUDA shared memory (perf_analyzer's
   # --shared-memory, or the own loop's regions), each with its per-request breakdown table (client total = queue +
   # compute input/infer/output + rest). CUDA needs cuda-python (tritonclient[cuda]); without it: exit 3, said so.
-  local shm
-  for shm in system cuda; do
+  local shm proto variant
+  for variant in grpc:none http:system http:cuda; do
+    proto=${variant%%:*}; shm=${variant#*:}
     $PY -m trtrepo bench examples/gelu_block/model.yaml --repository /tmp/gpu_all_bench_gelu_block \
-      --batch-sizes 1,8 --concurrency 1,16 --requests 400 --shared-memory "$shm" \
-      --report "$R/bench/bench_shm_$shm.json" > "$R/bench/bench_shm_$shm.txt" 2>&1 || status=1
-    echo "--- bench --shared-memory $shm"; sed -n '/^per request/,$p' "$R/bench/bench_shm_$shm.txt"
+      --batch-sizes 1,8 --concurrency 1,16 --requests 400 --shared-memory "$shm" --protocol "$proto" \
+      --report "$R/bench/bench_${proto}_shm_$shm.json" > "$R/bench/bench_${proto}_shm_$shm.txt" 2>&1 || status=1
+    echo "--- bench --protocol $proto --shared-memory $shm"
+    sed -n '/^per request/,$p' "$R/bench/bench_${proto}_shm_$shm.txt"
   done
   $PY - "$R/bench" <<'PY'  # every breakdown of the phase in one table (the none rows come from bench.json)
 import json
@@ -74,7 +76,7 @@ from trtrepo.bench.breakdown import breakdown_table
 from trtrepo.bench.report import BenchReport
 
 rows = []
-for name in ("bench.json", "bench_shm_system.json", "bench_shm_cuda.json"):
+for name in ("bench.json", "bench_grpc_shm_none.json", "bench_http_shm_system.json", "bench_http_shm_cuda.json"):
     path = Path(sys.argv[1]) / name
     if path.is_file():
         rows += BenchReport.from_dict(json.loads(path.read_text())).rows

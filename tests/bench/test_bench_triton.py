@@ -49,6 +49,20 @@ def test_tiny_real_bench(tmp_path: Path, repo_root: Path, run_python, subprocess
     assert "annotated_block" in proc.stdout
     assert (tmp_path / "plots" / "bench_latency.png").is_file()
 
+    # the same server path over gRPC: every timed request went there (the server counted them all)
+    grpc_path = tmp_path / "bench_grpc.json"
+    subprocess_env["TRTREPO_PERF_ANALYZER"] = "0"
+    proc = run_python(["-c", BENCH.replace("max_seconds=60", "max_seconds=60, protocol='grpc'")
+                       .replace("concurrency=(1, 2)", "concurrency=(1,)").replace("[1, 4]", "[1]"),
+                       str(spec), str(repo), str(grpc_path), str(tmp_path / "plots_grpc")], timeout=600)
+    del subprocess_env["TRTREPO_PERF_ANALYZER"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    grpc = json.loads(grpc_path.read_text())
+    assert grpc["environment"]["protocol"] == "grpc"
+    (row,) = grpc["rows"]
+    assert row["served"]["count"] == 12 and row["errors"] == 0
+    assert row["breakdown"]["server_requests"] == row["breakdown"]["client_requests"] == 12
+
     # perf_analyzer that cannot stabilise (as 2.60 did at concurrency 16 on an H200: the text, exit 0, no CSV): every
     # level is measured by the own loop with one warning each, and the bench succeeds.
     fake = tmp_path / "bin" / "perf_analyzer"

@@ -67,3 +67,18 @@ def test_output_regions_grow_in_powers_of_two() -> None:
     assert [shm._round_up(n) for n in (1, 2, 3, 1000, 1024, 1025)] == [1, 2, 4, 1024, 1024, 2048]
     assert shm._too_small("... output 'y' (16 bytes) should be at least 8192 bytes to hold the results") == 8192
     assert shm._too_small("some other failure") is None
+
+
+def test_perf_analyzer_and_bench_take_the_grpc_protocol(tmp_path: Path, repo_root: Path) -> None:
+    from trtrepo.bench.run import run_bench
+    from trtrepo.errors import SpecError
+
+    args = ("/bin/pa", "gelu", 1, "127.0.0.1:8001", 1, 8, True, tmp_path / "in.json", tmp_path / "o.csv", 50)
+    cmd = perf_analyzer_command(*args, protocol="grpc")
+    assert cmd[cmd.index("-i") + 1] == "grpc" and cmd[cmd.index("-u") + 1] == "127.0.0.1:8001"
+    assert perf_analyzer_command(*args)[cmd.index("-i") + 1] == "http"
+    spec = repo_root / "examples" / "gelu_block" / "model.yaml"
+    with pytest.raises(SpecError, match="give the server's --url-grpc too"):
+        run_bench(spec, url_http="127.0.0.1:8000", protocol="grpc", eager=False)
+    with pytest.raises(SpecError, match="--protocol: must be http or grpc"):
+        run_bench(spec, protocol="quic", eager=False)

@@ -127,13 +127,14 @@ def perf_analyzer_input_data(arrays: Mapping[str, Any], triton_dtypes: Mapping[s
 
 def perf_analyzer_command(binary: str, model: str, version: int, url: str, concurrency: int, batch_size: int,
                           batched: bool, input_data: Path, csv_path: Path, requests: int, *,
-                          shared_memory: str = "none", output_bytes: int | None = None) -> list[str]:
+                          shared_memory: str = "none", output_bytes: int | None = None,
+                          protocol: str = "http") -> list[str]:
     """The perf_analyzer command line for one concurrency level.
 
     ``shared_memory`` (``system``/``cuda``) becomes ``--shared-memory``; ``output_bytes`` (the largest output of
     one request) its ``--output-shared-memory-size``, whose default (100 KiB) is too small for real outputs.
     """
-    cmd = [binary, "-m", model, "-x", str(version), "-u", url, "-i", "http",
+    cmd = [binary, "-m", model, "-x", str(version), "-u", url, "-i", protocol,
            f"--concurrency-range={concurrency}:{concurrency}", f"--input-data={input_data}",
            "--measurement-mode=count_windows", f"--measurement-request-count={requests}",
            f"--stability-percentage={PA_STABILITY_PERCENTAGE}", f"--max-trials={PA_MAX_TRIALS}", "-f", str(csv_path)]

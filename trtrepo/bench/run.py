@@ -59,7 +59,8 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
               plot_dir: str | Path | None = None, url_http: str | None = None,
               parity_report: str | Path | None = None, max_seconds: float = DEFAULT_MAX_SECONDS,
               eager: bool = True, repository: str | Path | None = None,
-              progress: Progress = LOGGER.info, shared_memory: str = "none") -> BenchReport:
+              progress: Progress = LOGGER.info, shared_memory: str = "none", protocol: str = "http",
+              url_grpc: str | None = None) -> BenchReport:
     """Measure the served models of a built repository against eager PyTorch.
 
     Args:
@@ -78,6 +79,8 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         progress: Callback for one-line progress messages.
         shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel, for perf_analyzer
             (``--shared-memory``) and the own load loop alike (:mod:`trtrepo.check.shm`; same host only).
+        protocol: ``http`` or ``grpc``: what the timed requests use (server statistics are read over HTTP).
+        url_grpc: ``host:port`` of the running server's gRPC endpoint (``protocol="grpc"`` with ``url_http``).
 
     Returns:
         The report (also written to ``report_path`` when given).
@@ -98,6 +101,11 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         raise SpecError(f"--concurrency: levels must be integers >= 1, got {list(concurrency)}")
     if requests < 1:
         raise SpecError(f"--requests: must be >= 1, got {requests}")
+    if protocol not in ("http", "grpc"):
+        raise SpecError(f"--protocol: must be http or grpc, got {protocol!r}")
+    if protocol == "grpc" and url_http and not url_grpc:
+        raise SpecError("--protocol grpc with --url-http: give the server's --url-grpc too "
+                        "(the timed requests go there; statistics are read over HTTP)")
     chosen = spec.select(models) if models else list(spec.models)
     plan = [(m, batch_sizes_for(m, batch_sizes)) for m in chosen]
     perf_analyzer = find_perf_analyzer()
@@ -123,9 +131,10 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
     report.device = device_label(device)
     report.environment = environment(perf_analyzer=perf_analyzer, shared_memory=shared_memory)
 
+    report.environment["protocol"] = protocol
     if url_http:
         _bench_served(report, url_http, plan, inputs, eager_results, levels, requests, max_seconds, perf_analyzer,
-                      progress, shared_memory)
+                      progress, shared_memory, url_grpc if protocol == "grpc" else None)
     else:
         from trtrepo.serve import TritonServer
 
@@ -135,7 +144,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         with TritonServer(repo, log_path=log_path) as server:
             report.url = server.http_url
             _bench_served(report, server.http_url, plan, inputs, eager_results, levels, requests, max_seconds,
-                          perf_analyzer, progress, shared_memory)
+                          perf_analyzer, progress, shared_memory, server.grpc_url if protocol == "grpc" else None)
             server.check_alive()
 
     if plot_dir is not None:
@@ -180,7 +189,9 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
                   inputs: Mapping[tuple[str, int], tuple[Any, ...]],
                   eager_results: Mapping[tuple[str, int], LoadResult], levels: Sequence[int], requests: int,
                   max_seconds: float, perf_analyzer: str | None, progress: Progress,
-                  shared_memory: str = "none") -> None:
+                  shared_memory: str = "none", grpc_url: str | None = None) -> None:
+    """Every level of every model's batch sizes; the timed requests go to ``grpc_url`` over gRPC when given, else
+    over HTTP to ``url`` (the statistics are always read from ``url``)."""
     report.environment.update(server_facts(url))
     for model, sizes in plan:
         for b in sizes:
@@ -189,7 +200,8 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
             eager_ips = throughput(b, eager_stats.mean_ms / 1e3) if eager_stats else None
             arrays = numpy_inputs(model, inputs[(model.name, b)])
             for c in levels:
-                row = measure_level(perf_analyzer, url, model, b, c, arrays, requests, max_seconds, shared_memory)
+                row = measure_level(perf_analyzer, url, model, b, c, arrays, requests, max_seconds, shared_memory,
+                                    grpc_url)
                 row = replace(row, eager=eager_stats, eager_ips=eager_ips)
                 split = row.breakdown
                 progress(f"bench: {model.name} batch {b} concurrency {c}: p50 {row.served.p50_ms:.3f} ms, "
@@ -209,8 +221,10 @@ def _bench_served(report: BenchReport, url: str, plan: Sequence[tuple[ModelSpec,
 
 def measure_level(perf_analyzer: str | None, url: str, model: ModelSpec, batch: int, concurrency: int,
                   arrays: Mapping[str, Any], requests: int, max_seconds: float,
-                  shared_memory: str = "none") -> BenchRow:
+                  shared_memory: str = "none", grpc_url: str | None = None) -> BenchRow:
     """Measure one load level with perf_analyzer when given, else (or when it gives no measurement) the own loop.
+
+    The timed requests go over gRPC to ``grpc_url`` when given, else over HTTP to ``url`` (statistics: ``url``).
 
     An unstable or missing perf_analyzer measurement logs one warning and falls back to trtrepo's load loop; the
     row's ``fallback`` says why. Other perf_analyzer failures raise.
@@ -219,14 +233,16 @@ def measure_level(perf_analyzer: str | None, url: str, model: ModelSpec, batch: 
         ServeError: perf_analyzer failed for another reason, or the own loop's requests all failed.
     """
     if perf_analyzer is None:
-        return _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory)
+        return _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory,
+                               grpc_url)
     try:
         return _level_perf_analyzer(perf_analyzer, url, model, batch, concurrency, arrays, requests, max_seconds,
-                                    shared_memory)
+                                    shared_memory, grpc_url)
     except PerfAnalyzerNoMeasurement as exc:
         LOGGER.warning("%s batch %d concurrency %d: %s; measuring this level with %s instead", model.name, batch,
                        concurrency, exc.message, TOOL_OWN_LOOP)
-        row = _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory)
+        row = _level_own_loop(url, model, batch, concurrency, arrays, requests, max_seconds, shared_memory,
+                              grpc_url)
         return replace(row, fallback=exc.message)
 
 
@@ -236,7 +252,8 @@ def triton_datatypes(model: ModelSpec) -> dict[str, str]:
 
 
 def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, arrays: Mapping[str, Any],
-                    requests: int, max_seconds: float, shared_memory: str = "none") -> BenchRow:
+                    requests: int, max_seconds: float, shared_memory: str = "none",
+                    grpc_url: str | None = None) -> BenchRow:
     from trtrepo.runners.triton import TritonRunner
 
     output_names = [o.name for o in model.outputs]
@@ -244,8 +261,8 @@ def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, ar
     lock = threading.Lock()
 
     def factory() -> Callable[[], Any]:
-        runner = TritonRunner(url, model.name, output_names, protocol="http", datatypes=triton_datatypes(model),
-                              shared_memory=shared_memory)
+        runner = TritonRunner(grpc_url or url, model.name, output_names, protocol="grpc" if grpc_url else "http",
+                              datatypes=triton_datatypes(model), shared_memory=shared_memory)
         with lock:
             runners.append(runner)
         runner.activate()  # one per thread: tritonclient clients are not thread-safe
@@ -283,7 +300,7 @@ def _level_own_loop(url: str, model: ModelSpec, batch: int, concurrency: int, ar
 
 def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, concurrency: int,
                          arrays: Mapping[str, Any], requests: int, max_seconds: float,
-                         shared_memory: str = "none") -> BenchRow:
+                         shared_memory: str = "none", grpc_url: str | None = None) -> BenchRow:
     batched = model.triton.max_batch_size > 0
     output_bytes = _output_bytes(url, model, arrays) if shared_memory != "none" else None
     with tempfile.TemporaryDirectory(prefix="trtrepo-pa-") as tmp:
@@ -291,8 +308,9 @@ def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, co
         data_path.write_text(json.dumps(perf_analyzer_input_data(wire_arrays(model, arrays), triton_datatypes(model),
                                                                  batched)))
         csv_path = Path(tmp) / "perf.csv"
-        cmd = perf_analyzer_command(binary, model.name, model.version, url, concurrency, batch, batched, data_path,
-                                    csv_path, requests, shared_memory=shared_memory, output_bytes=output_bytes)
+        cmd = perf_analyzer_command(binary, model.name, model.version, grpc_url or url, concurrency, batch, batched,
+                                    data_path, csv_path, requests, shared_memory=shared_memory,
+                                    output_bytes=output_bytes, protocol="grpc" if grpc_url else "http")
         pa = run_perf_analyzer(cmd, csv_path, timeout=max_seconds * 3 + PERF_ANALYZER_TIMEOUT_PAD)
     split = None
     if pa.server_queue_ms is not None and pa.server_compute_ms is not None:

@@ -55,6 +55,10 @@ def bench() -> None:
 @click.option("--batch-sizes", default=None, metavar="N,M", help="Batch sizes (default: each model's opt batch).")
 @click.option("--models", default=None, metavar="A,B", help="Bench only these models.")
 @click.option("--url-http", default=None, metavar="HOST:PORT", help="A running Triton's HTTP endpoint.")
+@click.option("--url-grpc", default=None, metavar="HOST:PORT",
+              help="A running Triton's gRPC endpoint (with --protocol grpc and --url-http).")
+@click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True,
+              help="The protocol the timed requests use (statistics are read over HTTP either way).")
 @click.option("--repository", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Repository to serve when no URL is given (default: the spec's).")
 @click.option("--parity-report", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -62,8 +66,8 @@ def bench() -> None:
 @click.option("--shared-memory", type=click.Choice(["none", "system", "cuda"]), default="none", show_default=True,
               help="Send tensors through system or CUDA shared memory (server on this host).")
 def served(model_yaml: Path, concurrency: str, requests: int, report: Path | None, plot: Path | None,
-           batch_sizes: str | None, models: str | None, url_http: str | None, repository: Path | None,
-           parity_report: Path | None, shared_memory: str) -> int:
+           batch_sizes: str | None, models: str | None, url_http: str | None, url_grpc: str | None, protocol: str,
+           repository: Path | None, parity_report: Path | None, shared_memory: str) -> int:
     """Latency and throughput of the served models against eager PyTorch."""
     from trtrepo.bench.run import run_bench
 
@@ -71,7 +75,7 @@ def served(model_yaml: Path, concurrency: str, requests: int, report: Path | Non
     result = run_bench(model_yaml, concurrency=levels, requests=requests, report_path=report, plot_dir=plot,
                        batch_sizes=int_csv(batch_sizes, "--batch-sizes"), models=csv(models), url_http=url_http,
                        repository=repository, parity_report=parity_report, progress=progress,
-                       shared_memory=shared_memory)
+                       shared_memory=shared_memory, protocol=protocol, url_grpc=url_grpc)
     click.echo(result.table())
     if any(r.breakdown is not None for r in result.rows):
         click.echo("\nper request (mean ms): client total = queue + compute input/infer/output + rest "
