@@ -19,10 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "__main__"),
 )
 # Known exceptions, each with its reason; the test fails when one is no longer needed (so the list only shrinks).
-ALLOWED: dict[tuple[str, str], str] = {
-    ("trtrepo.runners.triton", "trtrepo.check.client"): "TritonClient moves below the stages after the check work "
-                                                        "lands (issue 9 note)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _module(path: Path) -> str:

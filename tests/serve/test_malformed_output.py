@@ -55,7 +55,7 @@ def _grpc_result(shape: list[int], payload: bytes) -> object:
 @pytest.mark.usefixtures("tritonclient_available")
 @pytest.mark.parametrize("make", [_http_result, _grpc_result], ids=["http", "grpc"])
 def test_zero_byte_output_is_a_request_failure(make) -> None:
-    from trtrepo.check.client import RequestFailed, decode_output
+    from trtrepo.runners.triton_client import RequestFailed, decode_output
 
     with pytest.raises(RequestFailed) as info:
         decode_output(make([1, 64], b""), "y", "m")
@@ -66,7 +66,7 @@ def test_zero_byte_output_is_a_request_failure(make) -> None:
 @pytest.mark.usefixtures("tritonclient_available")
 @pytest.mark.parametrize("make", [_http_result, _grpc_result], ids=["http", "grpc"])
 def test_short_output_names_both_sizes(make) -> None:
-    from trtrepo.check.client import RequestFailed, decode_output
+    from trtrepo.runners.triton_client import RequestFailed, decode_output
 
     with pytest.raises(RequestFailed, match=r"server returned 128 bytes for output 'y' of shape \[1, 64\] "
                                             r"\(dtype FP32, 256 bytes expected\)"):
@@ -76,7 +76,7 @@ def test_short_output_names_both_sizes(make) -> None:
 @pytest.mark.usefixtures("tritonclient_available")
 @pytest.mark.parametrize("make", [_http_result, _grpc_result], ids=["http", "grpc"])
 def test_well_formed_output_decodes(make) -> None:
-    from trtrepo.check.client import RequestFailed, decode_output
+    from trtrepo.runners.triton_client import RequestFailed, decode_output
 
     data = np.arange(64, dtype=np.float32).reshape(1, 64)
     np.testing.assert_array_equal(decode_output(make([1, 64], data.tobytes()), "y", "m"), data)
@@ -174,7 +174,7 @@ def numpy2_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tritonserver_av
 def test_client_reports_the_zero_byte_output(numpy2_repo: Path) -> None:
     import tritonclient.http as httpclient
 
-    from trtrepo.check.client import RequestFailed, TritonClient
+    from trtrepo.runners.triton_client import RequestFailed, TritonClient
     from trtrepo.serve import TritonServer
 
     x = np.ones((1, 64), np.float32)

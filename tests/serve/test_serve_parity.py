@@ -101,7 +101,7 @@ def test_unreachable_url_is_a_quick_serve_error(gelu_project: Path) -> None:
 
 
 def test_dead_server_is_a_serve_error(gelu_repo_copy: Path) -> None:
-    from trtrepo.check.client import TritonClient
+    from trtrepo.runners.triton_client import TritonClient
     from trtrepo.serve import TritonServer
 
     server = TritonServer(gelu_repo_copy)

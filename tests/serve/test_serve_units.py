@@ -174,7 +174,7 @@ def test_a_client_that_cannot_be_made_prints_nothing_after_its_error(monkeypatch
     import gc
     import sys
 
-    from trtrepo.check.client import TritonClient
+    from trtrepo.runners.triton_client import TritonClient
 
     leaked: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", leaked.append)  # where Python reports what __del__ raises

@@ -49,8 +49,8 @@ def _ours(names: list[str], pid: int) -> list[str]:
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_client_registers_reuses_grows_and_frees_its_regions(server: Any, protocol: str) -> None:
-    from trtrepo.check.client import TritonClient
-    from trtrepo.check.shm import segments
+    from trtrepo.runners.triton_client import TritonClient
+    from trtrepo.runners.triton_shm import segments
 
     url = server.http_url if protocol == "http" else server.grpc_url
     x = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
@@ -80,7 +80,7 @@ def test_client_registers_reuses_grows_and_frees_its_regions(server: Any, protoc
 
 def test_check_over_system_shared_memory_matches_eager(gelu_project: Path, server: Any, tmp_path: Path) -> None:
     from trtrepo.check import run_check
-    from trtrepo.check.shm import segments
+    from trtrepo.runners.triton_shm import segments
 
     report = run_check(gelu_project, url_http=server.http_url, url_grpc=server.grpc_url, shared_memory="system",
                        report_path=tmp_path / "report.json", progress=lambda _: None)
@@ -102,7 +102,7 @@ def _check_process(gelu_project: Path, server: Any, tmp_path: Path) -> subproces
 def _stopped_with_segments(proc: subprocess.Popen[str], url: str, timeout: float = 180) -> list[Path]:
     """Poll until the child holds segments registered with the server, then freeze it (SIGSTOP) while it still
     does (a segment exists a moment before its registration); its segments."""
-    from trtrepo.check.shm import segments
+    from trtrepo.runners.triton_shm import segments
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -120,7 +120,7 @@ def _stopped_with_segments(proc: subprocess.Popen[str], url: str, timeout: float
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
 def test_stopped_check_leaves_no_segments(gelu_project: Path, server: Any, tmp_path: Path,
                                           how: signal.Signals) -> None:
-    from trtrepo.check.shm import remove_stale_segments, segments
+    from trtrepo.runners.triton_shm import remove_stale_segments, segments
 
     proc = _check_process(gelu_project, server, tmp_path)
     try:
@@ -143,7 +143,7 @@ def test_stopped_check_leaves_no_segments(gelu_project: Path, server: Any, tmp_p
         assert _ours(_registered(server.http_url), proc.pid), "the killed client's regions should be registered"
         remove_stale_segments()  # what Python's resource tracker did not unlink
         assert segments(proc.pid) == []
-        from trtrepo.check.client import TritonClient
+        from trtrepo.runners.triton_client import TritonClient
 
         with TritonClient("http", server.http_url, shared_memory="system") as client:
             client.infer("gelu_block", {"x": np.zeros((1, 64), np.float32)}, ["y"])
@@ -155,7 +155,7 @@ def test_stopped_check_leaves_no_segments(gelu_project: Path, server: Any, tmp_p
 def test_bench_breakdown_parts_add_up(gelu_project: Path, server: Any, monkeypatch: pytest.MonkeyPatch,
                                       shared_memory: str) -> None:
     from trtrepo.bench import run_bench
-    from trtrepo.check.shm import segments
+    from trtrepo.runners.triton_shm import segments
 
     monkeypatch.setenv("TRTREPO_PERF_ANALYZER", "0")
     report = run_bench(gelu_project, concurrency=(1, 4), requests=40, batch_sizes=[1, 8], eager=False,
@@ -185,8 +185,8 @@ def test_ctrl_c_mid_request_unregisters_once_the_server_lets_go(server: Any) -> 
     import threading
 
     from trtrepo._signals import Interrupted, stop_on_signals
-    from trtrepo.check.client import TritonClient
-    from trtrepo.check.shm import segments
+    from trtrepo.runners.triton_client import TritonClient
+    from trtrepo.runners.triton_shm import segments
 
     x = np.zeros((8, 64), np.float32)
     for trial in range(8):  # the signal lands at different points of the request loop

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from trtrepo.bench.perf_analyzer import perf_analyzer_command
-from trtrepo.check import shm
 from trtrepo.cli import main
 from trtrepo.errors import SpecError
+from trtrepo.runners import triton_shm as shm
 
 MINIMAL = Path(__file__).resolve().parents[1] / "spec" / "good" / "minimal.yaml"
 DEAD_PID = 4_194_304 + 4321  # above Linux's largest pid_max: no process has it

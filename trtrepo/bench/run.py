@@ -78,7 +78,7 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         repository: Serve this repository instead of the spec's ``repository:`` (a ``trtrepo build --out``).
         progress: Callback for one-line progress messages.
         shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel, for perf_analyzer
-            (``--shared-memory``) and the own load loop alike (:mod:`trtrepo.check.shm`; same host only).
+            (``--shared-memory``) and the own load loop alike (:mod:`trtrepo.runners.triton_shm`; same host only).
         protocol: ``http`` or ``grpc``: what the timed requests use (server statistics are read over HTTP).
         url_grpc: ``host:port`` of the running server's gRPC endpoint (``protocol="grpc"`` with ``url_http``).
 
@@ -91,8 +91,8 @@ def run_bench(spec_path: str | Path, *, concurrency: Sequence[int] = DEFAULT_CON
         MissingDependencyError: tritonclient (own load loop) or torch (eager) is missing; ``cuda`` shared memory
             without cuda-python or a GPU.
     """
-    from trtrepo.check.shm import require_shared_memory
     from trtrepo.deps import require
+    from trtrepo.runners.triton_shm import require_shared_memory
     from trtrepo.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -326,7 +326,7 @@ def _level_perf_analyzer(binary: str, url: str, model: ModelSpec, batch: int, co
 
 def _output_bytes(url: str, model: ModelSpec, arrays: Mapping[str, Any]) -> int:
     """The largest output of one request on ``arrays`` (bytes): perf_analyzer's ``--output-shared-memory-size``."""
-    from trtrepo.check.client import TritonClient
+    from trtrepo.runners.triton_client import TritonClient
 
     with TritonClient("http", url) as client:
         reply = client.infer(model.name, arrays, [o.name for o in model.outputs], triton_datatypes(model))

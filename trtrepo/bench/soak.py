@@ -498,9 +498,9 @@ def _soak(report: SoakReport, options: SoakOptions, model: ModelSpec, served: li
           pool: list[dict[str, NDArray[Any]]], references: list[list[NDArray[Any]]], *, endpoint: list[str],
           server: Any, progress: Progress) -> None:
     from trtrepo import dtypes
-    from trtrepo.check.client import RequestFailed, TritonClient
     from trtrepo.check.compare import compare
     from trtrepo.check.tolerances import output_tolerance
+    from trtrepo.runners.triton_client import RequestFailed, TritonClient
 
     datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
     kinds = list(report.bad)

@@ -31,9 +31,9 @@ from trtrepo.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     from trtrepo.check.capture import Capture, OpCall
-    from trtrepo.check.client import TritonClient
     from trtrepo.check.op_probe import NotServed, Probe
     from trtrepo.check.report import CheckReport
+    from trtrepo.runners.triton_client import TritonClient
     from trtrepo.spec import Metric, ModelSpec, Spec
 
 LOGGER = logging.getLogger(__name__)
@@ -375,9 +375,9 @@ def _op_entry(model: ModelSpec, capture: Capture, plan: Probe | NotServed, posit
 def _serve_probes(report: OpsReport, spec: Spec, probes: list[Probe], served: Path | None,
                   records: dict[str, Any], protocols: Sequence[str], timeout: float, ready_timeout: float,
                   device: str, tritonserver: str | Path | None, progress: Progress) -> None:
-    from trtrepo.check.client import TritonClient
     from trtrepo.check.op_probe import probe_folder, write_probe_repository
     from trtrepo.check.tolerances import output_metric
+    from trtrepo.runners.triton_client import TritonClient
     from trtrepo.serve import TritonServer, new_log_path
 
     entries = {(o.model, o.op): o for o in report.ops}
@@ -411,8 +411,8 @@ def _serve_probes(report: OpsReport, spec: Spec, probes: list[Probe], served: Pa
 def _send(client: TritonClient, probe: Probe, call: OpCall, protocol: str, atol: float, rtol: float,
           metric: Metric | None) -> ProbeCall:
     """One captured call to its probe; the outputs compared with the eager op's."""
-    from trtrepo.check.client import RequestFailed
     from trtrepo.dtypes import get
+    from trtrepo.runners.triton_client import RequestFailed
 
     result = ProbeCall(protocol=protocol, case=call.case, shapes=call.shapes)
     datatypes = {t.name: get(t.dtype).triton for t in probe.spec.inputs}

@@ -7,9 +7,9 @@ replica must serve the same protocols.
 For each protocol and model, every live replica must first have the model ready; then the single requests go to
 the live replicas in turn (case *i* to replica *i mod n*), and each ragged burst to one replica (the next in turn),
 so every replica answers part of every model. A replica that cannot be reached or answers with a transport error
-(connection refused, reset, timeout: every call of :class:`~trtrepo.check.client.TritonClient` is bounded by the
-request timeout) is marked failed with that error and takes no more requests; the request (or burst) that found it
-dead is sent again to the next live replica, so every case is still checked by the others. The
+(connection refused, reset, timeout: every call of :class:`~trtrepo.runners.triton_client.TritonClient` is bounded
+by the request timeout) is marked failed with that error and takes no more requests; the request (or burst) that
+found it dead is sent again to the next live replica, so every case is still checked by the others. The
 run ends with a ServeError only when no replica is left. The report (:class:`~trtrepo.check.report.CheckReport`)
 says per case which replica answered and per replica how many requests it answered and why it failed.
 """
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 from trtrepo.errors import ServeError, SpecError
 
 if TYPE_CHECKING:
-    from trtrepo.check.client import TritonClient
     from trtrepo.check.report import CheckReport, ReplicaResult
     from trtrepo.check.run import Progress, Reference
+    from trtrepo.runners.triton_client import TritonClient
     from trtrepo.spec import ModelSpec
 
 LOGGER = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class _Live:
         return not self.result.error
 
     def client(self, protocol: str) -> TritonClient:
-        from trtrepo.check.client import TritonClient
+        from trtrepo.runners.triton_client import TritonClient
 
         if protocol not in self._clients:
             self._clients[protocol] = TritonClient(protocol, self.replica.url(protocol), self.timeout,
@@ -199,8 +199,8 @@ def _next_live(live: Sequence[_Live], turn: int) -> tuple[_Live, int]:
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Sequence[_Live], served: list[str],
                  references: list[Reference], ready_timeout: float, turn: int, progress: Progress) -> int:
     from trtrepo import dtypes
-    from trtrepo.check.client import RequestFailed
     from trtrepo.check.run import _case, _case_line, _check_ragged, _compare_outputs
+    from trtrepo.runners.triton_client import RequestFailed
 
     started = time.monotonic()
     for s in live:

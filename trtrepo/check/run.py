@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from trtrepo.errors import ParityError, ServeError, SpecError
 
 if TYPE_CHECKING:
-    from trtrepo.check.client import TritonClient
     from trtrepo.check.compare import OutputResult
     from trtrepo.check.inputs import InputCase
     from trtrepo.check.report import CaseResult, CheckReport
+    from trtrepo.runners.triton_client import TritonClient
     from trtrepo.serve import TritonServer
     from trtrepo.spec import ModelSpec, Spec
 
@@ -93,7 +93,7 @@ def run_check(
         endpoints_file: Several replicas: a file of ``HTTP GRPC [NAME]`` lines (:mod:`trtrepo.check.replicas`).
         ops: Also probe every custom op through Triton (:mod:`trtrepo.check.ops_report`); ``report.ops``.
         plot: With ``ops``: write the per-op error plot (PNG) here; needs matplotlib.
-        shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel (:mod:`trtrepo.check.shm`;
+        shared_memory: ``none``, ``system`` or ``cuda``: how request tensors travel (:mod:`trtrepo.runners.triton_shm`;
             same host only).
 
     Returns:
@@ -107,11 +107,11 @@ def run_check(
     from trtrepo import deps, settings
     from trtrepo.check.replicas import check_replicas, resolve_replicas
     from trtrepo.check.report import CheckReport
-    from trtrepo.check.shm import require_shared_memory
     from trtrepo.check.tolerances import output_tolerance
     from trtrepo.ops.stage import prepare_ops
     from trtrepo.remote import is_url, mirror_folder, parse_url
     from trtrepo.repository.reader import read_repository
+    from trtrepo.runners.triton_shm import require_shared_memory
     from trtrepo.serve import TritonServer, default_report_path
     from trtrepo.spec import load_spec
 
@@ -337,7 +337,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
                  references: list[Reference], server: TritonServer | None, timeout: float,
                  ready_timeout: float, progress: Progress, shared_memory: str = "none") -> None:
     from trtrepo import dtypes
-    from trtrepo.check.client import RequestFailed, TritonClient
+    from trtrepo.runners.triton_client import RequestFailed, TritonClient
 
     started = time.monotonic()
     datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
@@ -371,7 +371,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
 def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                   ragged: list[Reference], datatypes: dict[str, str], server: TritonServer | None, timeout: float,
                   progress: Progress, shared_memory: str = "none") -> None:
-    from trtrepo.check.client import TritonClient, infer_concurrently
+    from trtrepo.runners.triton_client import TritonClient, infer_concurrently
 
     with TritonClient(protocol, url, timeout) as client:
         before = _guard(server, lambda: _stable_counts(client, model.name))

@@ -1,4 +1,4 @@
-"""A served model as a runner: one request per ``infer`` over HTTP or gRPC (``trtrepo.check.client``).
+"""A served model as a runner: one request per ``infer`` over HTTP or gRPC (``trtrepo.runners.triton_client``).
 
 One runner holds one connection: use one runner per thread (tritonclient clients are not thread-safe).
 """
@@ -40,7 +40,7 @@ class TritonRunner(BaseRunner):
         self.last_latency_s: float | None = None
 
     def _activate(self) -> None:
-        from trtrepo.check.client import TritonClient
+        from trtrepo.runners.triton_client import TritonClient
 
         self.client = TritonClient(self.protocol, self.url, timeout=self.timeout,
                                    shared_memory=self.shared_memory)
@@ -54,7 +54,7 @@ class TritonRunner(BaseRunner):
         """One request; numpy in and out (torch inputs are copied to the host first).
 
         Raises:
-            RequestFailed: The server answered with an error (``trtrepo.check.client.RequestFailed``).
+            RequestFailed: The server answered with an error (``trtrepo.runners.triton_client.RequestFailed``).
             ServeError: The server could not be reached or did not answer in time.
         """
         self.require_active()

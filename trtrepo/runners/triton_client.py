@@ -50,7 +50,7 @@ class TritonClient:
 
     Not thread-safe (neither tritonclient client is): use one per thread, see :func:`infer_concurrently`.
     ``shared_memory`` (``none``, ``system``, ``cuda``) sends tensors through same-host regions that the client
-    registers on first use and unregisters and frees on :meth:`close` (:mod:`trtrepo.check.shm`).
+    registers on first use and unregisters and frees on :meth:`close` (:mod:`trtrepo.runners.triton_shm`).
     """
 
     def __init__(self, protocol: str, url: str, timeout: float = DEFAULT_TIMEOUT,
@@ -89,8 +89,8 @@ class TritonClient:
                 gc.collect()
         if failure:
             raise ServeError(f"{protocol} {url}: cannot create a client: {failure}")
-        if shared_memory != "none":  # tensors through same-host regions (trtrepo.check.shm), not the body
-            from trtrepo.check.shm import SharedMemoryTransport, check_mode
+        if shared_memory != "none":  # tensors through same-host regions (trtrepo.runners.triton_shm), not the body
+            from trtrepo.runners.triton_shm import SharedMemoryTransport, check_mode
 
             self._shm = SharedMemoryTransport(check_mode(shared_memory), self._client, self._module, protocol, url,
                                               timeout)

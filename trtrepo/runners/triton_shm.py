@@ -1,7 +1,7 @@
 """Triton's same-host protocols: request tensors in system (POSIX) or CUDA shared memory instead of the request body.
 
-One :class:`SharedMemoryTransport` belongs to one :class:`trtrepo.check.client.TritonClient` (one thread): it owns
-one region per input and per output tensor, registers each with the server on first use, reuses it while it is
+One :class:`SharedMemoryTransport` belongs to one :class:`trtrepo.runners.triton_client.TritonClient` (one thread):
+it owns one region per input and per output tensor, registers each with the server on first use, reuses it while it is
 large enough and replaces it (unregister, free, allocate, register) when a request needs more. An output region
 starts at :data:`MIN_OUTPUT_BYTES` or the request's input size, whichever is larger; when the server answers that
 it is too small ("... should be at least N bytes"), it grows to N and the request is sent once more.
@@ -181,7 +181,7 @@ class SharedMemoryTransport:
             (output name → array copied out of its region, seconds from the first input write to the last output
             read: what the protocol costs the client is part of the request).
         """
-        from trtrepo.check.client import RequestFailed
+        from trtrepo.runners.triton_client import RequestFailed
 
         started = time.perf_counter()
         request = self._write_inputs(inputs, datatypes)
@@ -234,7 +234,7 @@ class SharedMemoryTransport:
     def _read_output(self, result: Any, name: str, model: str) -> NDArray[Any]:
         from tritonclient.utils import triton_to_np_dtype
 
-        from trtrepo.check.client import RequestFailed
+        from trtrepo.runners.triton_client import RequestFailed
 
         header = result.get_output(name)
         if header is None:
