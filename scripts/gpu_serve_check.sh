@@ -66,7 +66,7 @@ cp "$TRTREPO_CACHE_DIR"/runs/*/logs/tritonserver-*.log "$OUT/" 2>/dev/null
 # Issue 12's served path: a KIND_GPU instance keeps GPU inputs on the GPU (the Python backend's parameter), and the
 # same check through system and CUDA shared memory (CUDA needs cuda-python: `pip install 'tritonclient[cuda]'`;
 # without it the check exits 3 and says so).
-grep -A1 'FORCE_CPU_ONLY_INPUT_TENSORS' "$WORK/repo/gelu_block/config.pbtxt" | grep -q '"no"' \
+grep -A2 'FORCE_CPU_ONLY_INPUT_TENSORS' "$WORK/repo/gelu_block/config.pbtxt" | grep -q '"no"' \
   || { echo "FAIL: config.pbtxt lacks FORCE_CPU_ONLY_INPUT_TENSORS: no on KIND_GPU"; status=1; }
 for shm in system cuda; do
   "$PY" -m trtrepo check "$WORK/model.yaml" --protocol both --shared-memory "$shm" \
