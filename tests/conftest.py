@@ -53,6 +53,22 @@ def tritonserver_available() -> None:
 
 
 @pytest.fixture(scope="session")
+def example_build_tools() -> None:
+    """Skip (saying why) where an example cannot be built: no torch, or no nvcc (the op build also makes PTX); then
+    put the checkout on sys.path, since the examples' factories are ``examples.<name>.model:build``."""
+    import sys
+
+    from trtrepo import deps
+
+    if not deps.has_torch():
+        pytest.skip("torch is not installed")
+    if deps.find_nvcc() is None:
+        pytest.skip("nvcc not found: the op build also makes PTX")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The checkout's root folder (examples/, plugin_src/, README.md live here)."""
     return REPO_ROOT

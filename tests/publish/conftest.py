@@ -9,7 +9,6 @@ tritonserver read credentials only from the environment chain).
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,14 +71,9 @@ def bucket(make_bucket: Callable[[], str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def gelu_repository(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> Path:
+def gelu_repository(tmp_path_factory: pytest.TempPathFactory, session_cache: Path,
+                 example_build_tools: None) -> Path:
     """examples/gelu_block built with target torch into a temporary folder, once per session (read-only use)."""
-    if not deps.has_torch():
-        pytest.skip("torch is not installed")
-    if deps.find_nvcc() is None:
-        pytest.skip("nvcc not found: the op build also makes PTX")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from trtrepo.build import build
 
     out = tmp_path_factory.mktemp("publish") / "repo"

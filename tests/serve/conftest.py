@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from trtrepo import deps
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,16 +42,9 @@ models:
 
 
 @pytest.fixture(scope="session")
-def gelu_project(tmp_path_factory: pytest.TempPathFactory, serve_cache: Path) -> Path:
+def gelu_project(tmp_path_factory: pytest.TempPathFactory, serve_cache: Path,
+                 example_build_tools: None) -> Path:
     """A model.yaml for the bundled gelu_block example (torch target), built once: returns the model.yaml path."""
-    if not deps.has_torch():
-        pytest.skip("torch is not installed")
-    if deps.find_nvcc() is None:
-        pytest.skip("nvcc not found: the op build also makes PTX")
-    import sys
-
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # the factory is examples.gelu_block.model:build
     root = tmp_path_factory.mktemp("gelu_project")
     spec = root / "model.yaml"
     spec.write_text(textwrap.dedent(GELU_SPEC.format(plugin_src=REPO / "plugin_src")))
