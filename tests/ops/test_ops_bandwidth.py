@@ -129,6 +129,7 @@ def test_goal_summary_uses_largest_dram_bound_size(bk: ModuleType) -> None:
     assert summary[(RMS.name, "bf16")]["meets_goal"] is True
     assert summary[(RMS.name, "fp16")]["meets_goal"] is None
     assert bk.goal_summary(results)[0]["meets_goal"] is None  # no goal given: nothing judged
+    assert "not judged (no goal given)" in bk.format_summary(bk.goal_summary(results), "cpu")
     text = bk.format_summary(bk.goal_summary(results, goals), "NVIDIA H100")
     assert text.splitlines()[0] == "SUMMARY bench_kernels on NVIDIA H100"
     assert "FAIL" in text and "PASS" in text and "n/a" in text

@@ -260,7 +260,8 @@ def format_summary(summary: Sequence[dict[str, Any]], device: str) -> str:
     """The compact end-of-run summary: one line per op and dtype."""
     lines = [f"SUMMARY bench_kernels on {device}"]
     for s in summary:
-        verdict = {True: "PASS", False: "FAIL", None: "n/a (no DRAM-bound size)"}[s["meets_goal"]]
+        verdict = ({True: "PASS", False: "FAIL"}[s["meets_goal"]] if s["meets_goal"] is not None
+                   else "not judged (no goal given)" if s["goal"] is None else "n/a (no DRAM-bound size)")
         eager = "-" if s["eager_vs_copy"] is None else f"{s['eager_vs_copy']:.2f}"
         speed = "-" if s["speedup_vs_eager"] is None else f"{s['speedup_vs_eager']:.2f}x"
         goal = "-" if s["goal"] is None else f">= {s['goal']:.2f}"
