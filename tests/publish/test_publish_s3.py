@@ -69,12 +69,32 @@ def test_a_tampered_object_is_refused_by_verify_serve_and_fetch_plugins(
                   Metadata={"sha256": sha256_file(gelu_repository / PLUGIN)})  # the metadata lies too
     named = f"s3://{bucket}/prod/{PLUGIN} differs from the manifest"
     for argv in (["publish", "--verify-only", url], ["serve", url, "--print-command"],
-                 ["fetch-plugins", f"s3://{bucket}/prod", str(tmp_path / "dest"), "--endpoint-url", s3_endpoint]):
+                 ["fetch-plugins", f"s3://{bucket}/prod", str(tmp_path / "dest"), "--endpoint-url", s3_endpoint],
+                 ["deploy", "k8s", url, "--gpus", "0", "--out", str(tmp_path / "k8s")]):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert named in err, (argv, err)
         assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     assert not (tmp_path / "dest" / "backend-config.txt").exists()
+    assert not (tmp_path / "k8s").exists()
+
+
+def test_deploy_reads_the_manifest_from_the_published_repository(
+        gelu_repository: Path, bucket: str, s3_endpoint: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No local copy: ``deploy k8s`` verifies the published repository and reads its manifest from the store; the
+    manifests it writes are the same as from the local folder that was published."""
+    url = _published(gelu_repository, bucket, s3_endpoint)
+    remote, local = tmp_path / "from_url", tmp_path / "from_dir"
+    assert main(["deploy", "k8s", url, "--gpus", "0", "--out", str(remote)]) == 0, capsys.readouterr().err
+    assert main(["deploy", "k8s", url, "--gpus", "0", "--out", str(local),
+                 "--repository-dir", str(gelu_repository)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    written = sorted(p.name for p in remote.iterdir())
+    assert written == sorted(p.name for p in local.iterdir()) and "deployment.yaml" in written
+    for name in written:
+        assert (remote / name).read_text() == (local / name).read_text(), name
+    assert f"--model-repository={url}" in (remote / "deployment.yaml").read_text()
 
 
 def test_metadata_that_disagrees_and_an_extra_object_are_named(

@@ -283,10 +283,17 @@ def _read_local_repository(repository_dir: str | Path | None, url: StorageURL) -
     from trtrepo.repository.manifest import MANIFEST_FILENAME
     from trtrepo.repository.reader import read_repository
 
-    if repository_dir is None:
-        raise DeployError(f"--repository-dir: not given: the manifest of {url.url} is read from a local copy of the "
-                          "repository", hint="pass --repository-dir of the folder you published")
-    root = Path(repository_dir).expanduser().absolute()
+    if repository_dir is None and url.scheme != "s3":
+        raise DeployError(f"--repository-dir: not given: trtrepo reads {url.scheme}:// stores not yet, so the manifest "
+                          f"of {url.url} comes from a local copy",
+                          hint="pass --repository-dir of the folder you published")
+    if repository_dir is None:  # the published repository itself: verified against its manifest, mirrored locally
+        from trtrepo.remote import open_remote
+
+        remote = open_remote(url.url)
+        root = remote.mirror
+    else:
+        root = Path(repository_dir).expanduser().absolute()
     if not root.is_dir():
         raise DeployError(f"--repository-dir {repository_dir}: no such folder")
     manifest_path = root / MANIFEST_FILENAME
