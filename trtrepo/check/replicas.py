@@ -198,8 +198,7 @@ def _next_live(live: Sequence[_Live], turn: int) -> tuple[_Live, int]:
 
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Sequence[_Live], served: list[str],
                  references: list[Reference], ready_timeout: float, turn: int, progress: Progress) -> int:
-    from trtrepo import dtypes
-    from trtrepo.check.run import _case, _case_line, _check_ragged, _compare_outputs
+    from trtrepo.check.run import _case, _case_line, _check_ragged, _compare_outputs, _split_cases
     from trtrepo.runners.triton_client import RequestFailed
 
     started = time.monotonic()
@@ -209,9 +208,7 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, live: Seq
                 s.client(protocol).wait_model_ready(model.name, ready_timeout, progress=progress)
             except ServeError as exc:
                 s.fail(exc, progress)
-    datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
-    singles = [(c, e) for c, e in references if not c.group]
-    ragged = [(c, e) for c, e in references if c.group]
+    datatypes, singles, ragged = _split_cases(model, references)
     progress(f"check: {model.name} over {protocol}: {len(singles)} requests one by one across the live replicas"
              + (f", then {len(ragged)} at once (ragged batches) on one of them" if ragged else ""))
     first = len(report.cases)

@@ -336,13 +336,10 @@ def _endpoints(server: TritonServer | None, given: dict[str, str], progress: Pro
 def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
                  references: list[Reference], server: TritonServer | None, timeout: float,
                  ready_timeout: float, progress: Progress, shared_memory: str = "none") -> None:
-    from trtrepo import dtypes
     from trtrepo.runners.triton_client import RequestFailed, TritonClient
 
     started = time.monotonic()
-    datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
-    singles = [(c, e) for c, e in references if not c.group]
-    ragged = [(c, e) for c, e in references if c.group]
+    datatypes, singles, ragged = _split_cases(model, references)
     progress(f"check: {model.name} over {protocol} ({url}): {len(singles)} requests one by one"
              + (f", then {len(ragged)} at once (ragged batches)" if ragged else ""))
     first = len(report.cases)
@@ -366,6 +363,15 @@ def _check_model(report: CheckReport, model: ModelSpec, protocol: str, url: str,
     matched = sum(1 for c in done if c.passed)
     progress(f"check: {model.name} {protocol}: {matched}/{len(done)} requests matched "
              f"({time.monotonic() - started:.1f} s)")
+
+
+def _split_cases(model: ModelSpec, references: list[Reference]
+                 ) -> tuple[dict[str, str], list[Reference], list[Reference]]:
+    """The model's input datatypes (Triton names), its single requests and its ragged burst (cases with a group)."""
+    from trtrepo import dtypes
+
+    datatypes = {t.name: dtypes.get(t.dtype).triton for t in model.inputs}
+    return (datatypes, [(c, e) for c, e in references if not c.group], [(c, e) for c, e in references if c.group])
 
 
 def _check_ragged(report: CheckReport, model: ModelSpec, protocol: str, url: str, served: list[str],
