@@ -592,11 +592,12 @@ def _bench_model(report: EnginesReport, ctx: EngineContext, choices: Sequence[Ch
     from trtrepo.check.tolerances import default_tolerance
 
     atol, rtol = default_tolerance(ctx.model.precision)
+    module32 = _fp32_module(ctx)
     for b in ctx.batch_sizes:
         tensors = bench_inputs(ctx.model, b, ctx.model.parity.seed)
         inputs = dict(zip(ctx.input_names, tensors, strict=True))
         reference = runners[BASELINE].infer(inputs)
-        truth = _fp32_reference(ctx, inputs)
+        truth = _fp32_reference(ctx, module32, inputs)
         eager_floor = None if truth is None else _max_error(reference, truth)
         prepared: dict[str, Any] = {}
         results: dict[str, EngineResult] = {}
@@ -647,17 +648,27 @@ def _bench_model(report: EnginesReport, ctx: EngineContext, choices: Sequence[Ch
 FLOOR_FACTOR = 2.0
 
 
-def _fp32_reference(ctx: EngineContext, inputs: dict[str, Any]) -> dict[str, Any] | None:
-    """The eager model and its floating inputs in fp32 (the custom kernels have fp32 variants); None for fp32
-    models or when the fp32 copy cannot run (the engines are then judged against eager alone)."""
+def _fp32_module(ctx: EngineContext) -> Any:
+    """An fp32 copy of the eager model (the custom kernels have fp32 variants), made once per model; None for fp32
+    models or when it cannot be made (the engines are then judged against eager alone)."""
     import copy
-
-    import torch
 
     if ctx.model.precision == "fp32" or ctx.eager_module is None:
         return None
     try:
-        module = copy.deepcopy(ctx.eager_module).float()
+        return copy.deepcopy(ctx.eager_module).float()
+    except Exception as exc:  # the user's model may not copy or cast: say so and go on
+        LOGGER.info("%s: no fp32 reference (%s)", ctx.model.name, _one_line(exc))
+        return None
+
+
+def _fp32_reference(ctx: EngineContext, module: Any, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """``module`` (:func:`_fp32_module`) on the floating inputs cast to fp32; None when there is none or it fails."""
+    import torch
+
+    if module is None:
+        return None
+    try:
         args = [t.float() if torch.is_tensor(t) and t.is_floating_point() else t for t in inputs.values()]
         with torch.inference_mode():
             out = module(*[a.to(ctx.device) if torch.is_tensor(a) else a for a in args])
