@@ -77,6 +77,15 @@ for shm in system cuda; do
 done
 ls /dev/shm | grep '^trtrepo-shm-' && { echo "FAIL: trtrepo shared memory segments left in /dev/shm"; status=1; }
 
+# Issue 15 on KIND_GPU: every custom op served alone (one-op probe models of the served model's target, loading the
+# served op library) over HTTP and gRPC, compared with the eager op on the captured calls.
+PLOT=(); "$PY" -c "import matplotlib" 2>/dev/null && PLOT=(--plot "$OUT/ops-error.png")
+"$PY" -m trtrepo check "$WORK/model.yaml" --ops --protocol both --report "$OUT/ops-report.json" "${PLOT[@]}" \
+  > "$OUT/check-ops.txt" 2>&1
+rc=$?
+echo "check --ops: exit $rc"; tail -12 "$OUT/check-ops.txt"
+[ "$rc" -eq 0 ] || status=1
+
 # Diagnosis of the "empty array" symptom: the same model with the NumPy transfer path (expected to fail with
 # NumPy 2 in the stub: the Python backend's pybind11 NumPy bridge is built for NumPy 1) versus DLPack (default).
 cp -r "$WORK/repo" "$WORK/repo_numpy"
