@@ -32,7 +32,7 @@ from trtrepo.errors import BuildError, MissingDependencyError, SpecError, Trtrep
 from trtrepo.freshness import cheap_device, inputs_key, up_to_date
 from trtrepo.ops.stage import cache_dir as ops_cache_dir
 from trtrepo.ops.stage import describe_ops, prepare_ops
-from trtrepo.spec import TARGETS, ModelSpec, Spec, check_repository_folder, load_spec
+from trtrepo.spec import TARGETS, TORCH_PROGRAMS, ModelSpec, Spec, check_repository_folder, load_spec
 
 if TYPE_CHECKING:
     from trtrepo.contracts import ModelArtifacts
@@ -70,6 +70,7 @@ def build(
     models: str | Sequence[str] | None = None,
     force: bool = False,
     progress: Progress = LOGGER.info,
+    torch_program: str | None = None,
 ) -> BuildResult:
     """Build the Triton model repository a model.yaml describes.
 
@@ -81,6 +82,8 @@ def build(
             are kept.
         force: Build even when nothing the models are made from changed (:mod:`trtrepo.freshness`).
         progress: Called with one line per stage.
+        torch_program: ``exported`` or ``aoti``; overrides every model's ``torch.program`` (part of each model's
+            inputs key, so switching it rebuilds).
 
     Returns:
         The repository, the target each model got and the manifest path.
@@ -92,6 +95,8 @@ def build(
     """
 
     spec = load_spec(spec_path)
+    if torch_program is not None:
+        spec = override_torch_program(spec, torch_program)
     chosen = spec.select(models)
     repository = repository_path(spec, out)
     deps.require("torch", "trtrepo build")
@@ -220,6 +225,18 @@ def remove_stale_log_dirs(logs: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the stages
+def override_torch_program(spec: Spec, program: str) -> Spec:
+    """``spec`` with every model's ``torch.program`` set to ``program`` (``--torch-program``).
+
+    Raises:
+        SpecError: ``program`` is not one of :data:`trtrepo.spec.TORCH_PROGRAMS`.
+    """
+    if program not in TORCH_PROGRAMS:
+        raise SpecError(f"--torch-program: must be one of {', '.join(TORCH_PROGRAMS)}, got {program!r}")
+    models = tuple(dataclasses.replace(m, torch=dataclasses.replace(m.torch, program=program)) for m in spec.models)
+    return dataclasses.replace(spec, models=models)
+
+
 def repository_path(spec: Spec, out: str | Path | None) -> Path:
     """``--out`` or the spec's repository; it is replaced wholesale, so it must not hold the build's inputs.
 

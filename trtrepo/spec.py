@@ -28,6 +28,8 @@ TARGETS = ("auto", "tensorrt", "torch")
 LOWERINGS = ("plugin", "aot", "decompose")
 INSTANCE_KINDS = ("auto", "cpu", "gpu")
 WARMUP_DATA = ("sample", "random", "zero")
+# What the torch target's model.py runs: the exported program itself, or an AOTInductor package compiled from it
+TORCH_PROGRAMS = ("exported", "aoti")
 # parity criteria (trtrepo.check.stats): elementwise = atol/rtol; cosine is a lower bound, the others upper bounds
 METRICS = ("elementwise", "cosine", "max_abs", "mean_abs", "p99_abs", "fraction_outside")
 
@@ -42,6 +44,10 @@ DEFAULT_PARITY_SEED = 0
 DEFAULT_RAGGED_REQUESTS = 8
 DEFAULT_QUEUE_DELAY_US = 100
 DEFAULT_WARMUP_COUNT = 1
+# exported, not aoti: an AOTInductor package costs a C++ (and, for CUDA, Triton-kernel) compile per model at build
+# time (~20 s for gelu_block on a CPU), is bound to the exact torch version and the device of the build machine
+# (GPU architecture, CPU instruction set), and its gain is measured per model (docs/performance.md); a model opts in
+DEFAULT_TORCH_PROGRAM = "exported"
 
 # Names become folder names in the repository and identifiers in config.pbtxt: nothing that can escape the
 # repository folder ("..", "/") and nothing Triton would reject. Always fullmatch: "$" also matches before a
@@ -158,6 +164,20 @@ class TritonSpec:
 
 
 @dataclass(frozen=True)
+class TorchOptions:
+    """Options of the torch target (ignored by the tensorrt target).
+
+    Attributes:
+        program: ``exported``: model.py runs the torch.export program (model.pt2). ``aoti``: the build also
+            compiles it with AOTInductor into ``model.aoti-<device>.pt2`` (custom ops through AOTI's proxy
+            executor; the profile's dynamic dims kept) and model.py runs that package; one that cannot be loaded
+            is a load error naming the file, never a silent fall back to the exported program.
+    """
+
+    program: str = DEFAULT_TORCH_PROGRAM
+
+
+@dataclass(frozen=True)
 class ParitySpec:
     """Parity settings; atol/rtol None = the default for the model's precision (trtrepo.check.tolerances)."""
 
@@ -183,6 +203,7 @@ class ModelSpec:
     ops: Mapping[str, str] = field(default_factory=dict)
     triton: TritonSpec = TritonSpec()
     parity: ParitySpec = ParitySpec()
+    torch: TorchOptions = TorchOptions()
     yaml_path: str = ""
 
     def lowering(self, op: str) -> str:
@@ -340,7 +361,8 @@ def parse_spec(raw: Any, spec_path: Path) -> Spec:
 
 
 # ------------------------------------------------------------------------------------------------ sections
-_MODEL_KEYS = ("name", "version", "source", "inputs", "outputs", "precision", "target", "ops", "triton", "parity")
+_MODEL_KEYS = ("name", "version", "source", "inputs", "outputs", "precision", "target", "ops", "triton", "parity",
+               "torch")
 
 
 def _model(raw: Any, where: str, root: Path) -> ModelSpec:
@@ -360,6 +382,7 @@ def _model(raw: Any, where: str, root: Path) -> ModelSpec:
     ops = _ops(doc.get("ops", {}), f"{where}.ops")
     triton = _triton(doc.get("triton", {}), f"{where}.triton")
     parity = _parity(doc.get("parity", {}), f"{where}.parity")
+    torch_options = _torch_options(doc.get("torch", {}), f"{where}.torch")
     _check_batching(inputs, triton, where)
     return ModelSpec(
         name=name,
@@ -372,6 +395,7 @@ def _model(raw: Any, where: str, root: Path) -> ModelSpec:
         ops=ops,
         triton=triton,
         parity=parity,
+        torch=torch_options,
         yaml_path=where,
     )
 
@@ -531,6 +555,12 @@ def _parity(raw: Any, where: str) -> ParitySpec:
                              minimum=0, maximum=INT32_MAX),
         metric=_metric(doc["metric"], f"{where}.metric") if "metric" in doc else None,
     )
+
+
+def _torch_options(raw: Any, where: str) -> TorchOptions:
+    doc = _mapping(raw, where, allowed=("program",))
+    return TorchOptions(program=_choice(doc.get("program", DEFAULT_TORCH_PROGRAM), f"{where}.program",
+                                        TORCH_PROGRAMS))
 
 
 def _metric(raw: Any, where: str) -> Metric:

@@ -26,6 +26,7 @@ ALL_KEYS = {
     "models[].triton.version_policy.latest", "models[].triton.warmup", "models[].triton.warmup.data",
     "models[].triton.warmup.count", "models[].parity", "models[].parity.atol", "models[].parity.rtol",
     "models[].parity.samples", "models[].parity.seed", "models[].parity.ragged_requests",
+    "models[].torch", "models[].torch.program",
 }
 # keys that are alternatives of a shown key (one of them can be in a valid file): named in comments instead
 ALTERNATIVES = {"models[].source.exported_program", "models[].triton.version_policy.all",

@@ -11,6 +11,11 @@ through its decomposition, behind op.yaml's input checks as the binding has them
 ``<namespace>__<op>.json`` (op, function, input checks), and ``_shape_check.py`` (trtrepo/ops/shape_check.py); the
 ``trtrepo_python_cpu_ops`` parameter lists the JSON files (';'-separated) and model.py registers each as its op's
 CPU kernel where the loaded library has none.
+
+With ``torch: {program: aoti}`` the version folder also holds an AOTInductor package per instance device
+(``model.aoti-cpu.pt2`` / ``model.aoti-cuda.pt2``, trtrepo/targets/aoti.py), the ``trtrepo_aoti_packages``
+parameter names them (``cpu=<file>;cuda=<file>``) and model.py runs the package of its instance's device instead of
+the program (model.pt2 stays: it is what ``check`` and a rebuild without AOTInductor read).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtrepo import dtypes
-from trtrepo.contracts import IOSpec, ModelArtifacts
+from trtrepo.contracts import BuildFacts, IOSpec, ModelArtifacts
 from trtrepo.errors import BuildError
 from trtrepo.targets.base import BuildContext
 
@@ -62,9 +67,19 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
             or the program cannot be serialized.
     """
     inputs, outputs = resolve_io(model, ep)
-    files = {PROGRAM_FILE: serialize_program(ep, model), MODEL_FILE: model_py_source()}
+    program = serialize_program(ep, model)
+    files = {PROGRAM_FILE: program, MODEL_FILE: model_py_source()}
     libraries = _op_libraries(ctx)
     parameters = {PARAM_PROGRAM: PROGRAM_FILE}
+    build = BuildFacts(options={"program": "exported"})
+    if model.torch.program == "aoti":
+        from trtrepo.targets.aoti import PARAM_AOTI_PACKAGES, build_packages
+
+        packages, facts = build_packages(ctx, model, ep, program, libraries)
+        files.update(packages)
+        parameters[PARAM_AOTI_PACKAGES] = ";".join(f"{device}={entry['file']}"
+                                                   for device, entry in facts["packages"].items())
+        build = BuildFacts(seconds=sum(e["seconds"] for e in facts["packages"].values()), options=facts)
     if libraries:
         parameters[PARAM_OP_LIBRARIES] = ";".join(f"{PLUGINS_DIR}/{lib.name}" for lib in libraries)
     used = custom_ops(ep)
@@ -90,6 +105,7 @@ def build_torch(ctx: BuildContext, model: ModelSpec, ep: Any) -> ModelArtifacts:
         gpu_required=False,
         custom_ops=tuple(sorted(used)),
         versions={"torch": str(torch.__version__)},
+        build=build,
     )
 
 

@@ -12,6 +12,11 @@ dtypes, max_batch_size, and these parameters:
                             whose library has no CPU kernel gets its decomposition (the file and function the
                             JSON names), behind op.yaml's input checks (python_ops/_shape_check.py), as one.
     trtrepo_tensor_transfer ``dlpack`` (default) or ``numpy``: how tensors cross into and out of torch.
+    trtrepo_aoti_packages   ``<device>=<file>`` pairs, ';'-separated (``cpu=model.aoti-cpu.pt2``): AOTInductor
+                            packages in the version folder. When set, the instance runs the package of its
+                            device (cpu or cuda), loaded after the op libraries and the CPU decompositions (its
+                            custom-op calls go through them); a package that is missing or fails to load is a
+                            load error naming the file; model.py never falls back to the program.
 
 Tensors cross by DLPack, not NumPy: the Python backend's NumPy bridge is built against NumPy 1.x and misreads
 NumPy 2 arrays, and it cannot carry bf16 or GPU tensors at all. Each request that fails gets its own error
@@ -83,10 +88,15 @@ class TritonPythonModel:
                     f"{self.name}: op library {rel} not found at {library} (paths are relative to the model folder)")
             torch.ops.load_library(str(library))
         self.python_cpu = _register_python_cpu(params.get("trtrepo_python_cpu_ops", ""), version_dir, self.name)
-        program = version_dir / (params.get("trtrepo_program") or "model.pt2")
-        ep = torch.export.load(str(program))
-        ep = _to_device(ep, self.device)
-        self.module = ep.module()
+        packages = params.get("trtrepo_aoti_packages", "")
+        if packages:
+            program = version_dir / _package_for(packages, self.device.type, self.name)
+            self.module = _load_package(program, self.device, self.name)
+        else:
+            program = version_dir / (params.get("trtrepo_program") or "model.pt2")
+            ep = torch.export.load(str(program))
+            ep = _to_device(ep, self.device)
+            self.module = ep.module()
         self.lock = threading.Lock()
         pb_utils.Logger.log_info(
             f"{self.name}: loaded {program.name} on {self.device} (torch {torch.__version__}, numpy {np.__version__}, "
@@ -217,6 +227,44 @@ def _import(path, module_name, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _package_for(packages, device_type, name):
+    """The package file listed for ``device_type`` in ``trtrepo_aoti_packages``; a load error when none is."""
+    listed = dict(entry.split("=", 1) for entry in filter(None, packages.split(";")) if "=" in entry)
+    if device_type not in listed:
+        raise pb_utils.TritonModelException(
+            f"{name}: trtrepo_aoti_packages lists no AOTInductor package for {device_type} instances ({packages!r}); "
+            "rebuild with this instance kind in triton.instance_group")
+    return listed[device_type]
+
+
+def _load_package(path, device, name):
+    """The AOTInductor package at ``path`` as a callable on a list of tensors returning a list of tensors."""
+    if not path.is_file():
+        raise pb_utils.TritonModelException(f"{name}: AOTInductor package {path.name} not found at {path}")
+    try:
+        compiled = torch._inductor.aoti_load_package(
+            str(path), device_index=device.index if device.type == "cuda" else -1)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise pb_utils.TritonModelException(
+            f"{name}: cannot load AOTInductor package {path.name} ({path}): {type(exc).__name__}: {first}") from None
+    return _Package(compiled)
+
+
+class _Package:
+    """Calls the package's loader on the flat inputs (no pytree round trip per request); outputs come flat."""
+
+    def __init__(self, compiled):
+        self._compiled = compiled
+        loader = getattr(compiled, "loader", None)
+        self._run = loader.boxed_run if loader is not None and hasattr(loader, "boxed_run") else None
+
+    def __call__(self, *args):
+        if self._run is not None:
+            return self._run(list(args))  # boxed: the loader takes the list and drops it
+        return self._compiled(*args)
 
 
 def _to_device(ep, device):
