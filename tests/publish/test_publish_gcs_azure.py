@@ -110,3 +110,19 @@ def test_deploy_reads_the_manifest_from_the_url(gelu_repository: Path, bucket_of
         for key in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"):
             assert env[key]["valueFrom"]["secretKeyRef"]["key"] == key
     assert init["env"] == server["env"]
+
+
+@pytest.mark.triton
+def test_tritonserver_serves_the_published_example_from_gcs_and_check_passes(
+        gelu_repository: Path, gelu_spec: Path, make_gcs_bucket: Callable[[], str], gcs_endpoint: str,
+        tritonserver_available: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tritonserver 2.51 of nvidia-pytriton reads gs:// through google-cloud-cpp, which honours
+    CLOUD_STORAGE_EMULATOR_ENDPOINT (anonymous): ``trtrepo check --repository gs://...`` verifies the published
+    repository, starts the server on the URL, and the example matches eager PyTorch."""
+    url = f"gs://{make_gcs_bucket()}/prod"
+    publish(gelu_repository, url)
+    monkeypatch.setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", gcs_endpoint)
+    code = main(["check", str(gelu_spec), "--repository", url, "--protocol", "http"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err[-3000:]
+    assert f"--model-repository={url}" in err and "verify: 8 objects" in err
