@@ -77,6 +77,9 @@ def test_a_missing_sdk_is_exit_3_with_the_pip_command(scheme: str, module: str, 
     import sys
 
     monkeypatch.setitem(sys.modules, module, None)  # what an environment without the SDK imports
+    parent, _, leaf = module.rpartition(".")
+    if parent in sys.modules:  # imported earlier in this session: `from parent import leaf` reads the attribute
+        monkeypatch.delattr(sys.modules[parent], leaf, raising=False)
     url = "gs://models/prod" if scheme == "gs" else "as://acct1/models/prod"
     assert main(["publish", "--verify-only", url]) == 3
     err = capsys.readouterr().err
