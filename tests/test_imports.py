@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "tensorrt", "torch_tensorrt", "tritonclient", "boto3", "botocore")
+HEAVY = ("torch", "tensorrt", "torch_tensorrt", "tritonclient", "boto3", "botocore", "azure")
 
 # Installed first thing in the child interpreter (sitecustomize): importing any heavy package fails as if it were
 # not installed, and find_spec() says "not installed" too, which is what trtrepo.deps probes.
@@ -95,3 +95,14 @@ def test_build_without_torch_names_the_install_command(blocked_env: dict[str, st
     assert result.stderr.splitlines() == ["error: trtrepo build needs torch, which is not available here",
                                           "hint: pip install torch"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.yaml"]
+
+
+def test_cli_and_remote_import_no_cloud_sdk() -> None:
+    """google-cloud-storage and azure-storage-blob are imported only when a gs:// / as:// store is opened ("google"
+    itself cannot be blocked above: protobuf lives in it)."""
+    code = ("import sys, trtrepo, trtrepo.remote, trtrepo.publish, trtrepo.cli\n"
+            "from trtrepo.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('google.cloud', 'google.auth', 'azure', 'boto3'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

@@ -187,7 +187,7 @@ def test_validation_catches_a_broken_manifest() -> None:
     (["s3://", "--repository-dir", "{repo}"], "is not a bucket name"),
     (["s3://http://minio/models", "--repository-dir", "{repo}"], "endpoint must be http://host:port"),
     (["s3://bucket/r", "--repository-dir", "{empty}"], "no trtrepo-manifest.json"),
-    (["gs://bucket/r"], "--repository-dir: not given: trtrepo reads gs:// stores not yet"),
+    (["as://Acct/c/r"], "is not a storage account name"),
     (["s3://bucket/r", "--repository-dir", "{repo}", "--gpus", "0"], "TensorRT needs a GPU"),
     (["s3://bucket/r", "--repository-dir", "{repo}", "--name", "Bad_Name"], "--name 'Bad_Name'"),
     (["s3://bucket/r", "--repository-dir", "{repo}", "--replicas", "0"], "--replicas 0"),

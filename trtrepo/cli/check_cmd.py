@@ -22,7 +22,8 @@ from trtrepo.cli._app import cli, csv, progress
               help="Write the parity report (JSON) here (default when the check starts the server: the "
                    "repository's run folder under the cache, never the repository).")
 @click.option("--repository", default=None, metavar="DIR|URL",
-              help="Repository to serve when no URL is given (default: the spec's); a folder or an s3:// URL.")
+              help="Repository to serve when no URL is given (default: the spec's); a folder or an s3://, gs://, "
+                   "as:// URL.")
 @click.option("--shared-memory", type=click.Choice(["none", "system", "cuda"]), default="none", show_default=True,
               help="Send tensors through system or CUDA shared memory (server on this host; regions are "
                    "unregistered and freed at exit).")

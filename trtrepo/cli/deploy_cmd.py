@@ -18,7 +18,7 @@ def deploy() -> None:
 @click.argument("repo_url")
 @click.option("--repository-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Local copy of the repository at REPO_URL to read its trtrepo-manifest.json from (default: the "
-                   "published repository itself, verified against its manifest; s3:// only).")
+                   "published repository itself, verified against its manifest).")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Replicas (the autoscaler's minimum).")
 @click.option("--max-replicas", type=int, default=None, help="The autoscaler's maximum (default: 2 x --replicas).")
 @click.option("--gpus", type=int, default=1, show_default=True, help="GPUs per replica (nvidia.com/gpu); 0: CPU.")

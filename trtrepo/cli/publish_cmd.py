@@ -12,16 +12,19 @@ from trtrepo.cli._app import cli, progress
 @cli.command()
 @click.argument("args", nargs=-1, metavar="REPO URL")
 @click.option("--endpoint-url", default=None, metavar="URL",
-              help="An S3-compatible endpoint (MinIO, moto): http(s)://HOST:PORT.")
+              help="An S3-compatible endpoint (MinIO, moto), a GCS emulator or an Azure Blob emulator (Azurite): "
+                   "http(s)://HOST:PORT.")
 @click.option("--verify-only", "--verify", "verify_only", is_flag=True,
               help="Upload nothing: re-check every object of the published repository at URL against its manifest "
                    "(REPO may be left out).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 def publish(args: tuple[str, ...], endpoint_url: str | None, verify_only: bool, as_json: bool) -> int:
-    """Upload the repository REPO (written by trtrepo build) to URL (s3://bucket/prefix) and verify it there.
+    """Upload the repository REPO (written by trtrepo build) to URL (s3://bucket/prefix,
+    gs://bucket/prefix, as://account/container/prefix) and verify it there.
 
     Objects go up in an order that never shows a polling replica half a model (config.pbtxt of each model after
-    all its files, the manifest last); each carries its sha256 as metadata. Credentials: boto3's standard chain.
+    all its files, the manifest last); each carries its sha256 as metadata. Credentials: the store SDK's standard
+    chain (boto3; google-auth; AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY).
     """
     from trtrepo.publish import publish as run_publish
     from trtrepo.publish import verify_published
@@ -44,7 +47,8 @@ def publish(args: tuple[str, ...], endpoint_url: str | None, verify_only: bool, 
 @click.argument("repo_url", metavar="REPO_URL")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--endpoint-url", default=None, metavar="URL",
-              help="An S3-compatible endpoint (MinIO, moto): http(s)://HOST:PORT.")
+              help="An S3-compatible endpoint (MinIO, moto), a GCS emulator or an Azure Blob emulator (Azurite): "
+                   "http(s)://HOST:PORT.")
 def fetch_plugins(repo_url: str, dest: str, endpoint_url: str | None) -> int:
     """Verify the published repository REPO_URL and fetch its TensorRT plugin libraries into DEST.
 

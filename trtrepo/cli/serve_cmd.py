@@ -28,7 +28,8 @@ def serve(repo: str, host: str, http_port: int, grpc_port: int, metrics_port: in
           print_command: bool, allow_modified: bool) -> int:
     """Run tritonserver on the repository REPO (default: ./model_repository), a folder or a URL.
 
-    A URL (s3://bucket/prefix, or s3://http://HOST:PORT/bucket/prefix for an S3-compatible store) published by
+    A URL (s3://bucket/prefix, s3://http://HOST:PORT/bucket/prefix for an S3-compatible store, gs://bucket/prefix,
+    as://account/container/prefix) published by
     trtrepo publish is verified against its manifest and its TensorRT plugin libraries are fetched first.
 
     Ctrl-C, SIGTERM and SIGHUP stop the server and its Python-backend stubs; the exit code is then 128 + the

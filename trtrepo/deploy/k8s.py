@@ -19,8 +19,9 @@ What is written (one YAML file per object, into ``out``):
   (``serving.kserve.io/v1beta1``, model format ``triton``, ``storageUri=REPO_URL``) and the ServiceAccount that
   hands KServe's storage initializer the credentials Secret.
 
-Nothing here talks to a cluster or to the object store; the repository's manifest is read from a local copy
-(``repository_dir``) through :mod:`trtrepo.repository.reader`.
+Nothing here talks to a cluster. The repository's manifest is read from the published repository itself (verified
+object by object first, :func:`trtrepo.remote.open_remote`: s3://, gs://, as://), or from a local copy
+(``repository_dir``), through :mod:`trtrepo.repository.reader`.
 """
 
 from __future__ import annotations
@@ -283,10 +284,6 @@ def _read_local_repository(repository_dir: str | Path | None, url: StorageURL) -
     from trtrepo.repository.manifest import MANIFEST_FILENAME
     from trtrepo.repository.reader import read_repository
 
-    if repository_dir is None and url.scheme != "s3":
-        raise DeployError(f"--repository-dir: not given: trtrepo reads {url.scheme}:// stores not yet, so the manifest "
-                          f"of {url.url} comes from a local copy",
-                          hint="pass --repository-dir of the folder you published")
     if repository_dir is None:  # the published repository itself: verified against its manifest, mirrored locally
         from trtrepo.remote import open_remote
 

@@ -26,7 +26,8 @@ object. Measured on the tritonserver 2.51 of nvidia-pytriton (CPU, poll every 1 
   Publish the new build under a new prefix (and point replicas at it), or rebuild under a new model name.
 
 After the upload every object is read back and hashed against the manifest (:func:`verify_published`, also what
-``--verify-only`` runs). Credentials come only from boto3's standard chains; trtrepo writes none anywhere.
+``--verify-only`` runs). The same order and checks hold for every store (:class:`trtrepo.remote.Store`: S3, GCS,
+Azure Blob). Credentials come only from the SDKs' standard chains; trtrepo writes none anywhere.
 """
 
 from __future__ import annotations
@@ -135,15 +136,16 @@ def publish(repository: str | Path, url_text: str, *, endpoint_url: str | None =
 
     Args:
         repository: A repository folder written by ``trtrepo build`` (with its manifest).
-        url_text: ``s3://bucket/prefix`` (or Triton's ``s3://http://host:port/bucket/prefix``).
-        endpoint_url: An S3-compatible endpoint (MinIO, moto).
+        url_text: ``s3://bucket/prefix`` (or Triton's ``s3://http://host:port/bucket/prefix``), ``gs://bucket/prefix``,
+            ``as://account/container/prefix``.
+        endpoint_url: An S3-compatible endpoint (MinIO, moto), a GCS emulator, an Azure Blob emulator (Azurite).
         progress: One line per object.
         after_upload: Called after each object is put (tests slow the upload down with it).
 
     Raises:
         SpecError: Bad URL; a repository without a manifest; a published model that would change.
         ServeError: The repository differs from its manifest.
-        MissingDependencyError: boto3 is not installed.
+        MissingDependencyError: The store's client library is not installed.
         RemoteError: The store failed, or what was uploaded does not read back as the manifest says.
     """
     from trtrepo.remote import open_store, parse_url
@@ -205,11 +207,11 @@ def verify_published(url_text: object, *, endpoint_url: str | None = None, store
         RemoteError: No manifest at the URL, or an object is missing, changed, or not in the manifest (named).
     """
     from trtrepo._hashing import sha256_bytes
-    from trtrepo.remote import RemoteError, RepositoryURL, S3Store, describe, open_store, parse_url, verify_objects
+    from trtrepo.remote import RemoteError, RepositoryURL, Store, describe, open_store, parse_url, verify_objects
     from trtrepo.repository.manifest import MANIFEST_FILENAME, Manifest, ManifestError
 
     url = url_text if isinstance(url_text, RepositoryURL) else parse_url(str(url_text), endpoint_url)
-    s3 = store if isinstance(store, S3Store) else open_store(url)
+    s3 = store if isinstance(store, Store) else open_store(url)
     listing = s3.list()
     if MANIFEST_FILENAME not in listing:
         raise RemoteError(f"{url}/{MANIFEST_FILENAME}: no such object: not a repository published by trtrepo "
@@ -237,10 +239,10 @@ def verify_published(url_text: object, *, endpoint_url: str | None = None, store
 def _refuse_changes(url_text: str, store: object, published: Mapping[str, object], plan: list[Upload],
                     models: list[str]) -> None:
     """SpecError when publishing would change or drop a model that polling replicas may already serve."""
-    from trtrepo.remote import S3Store
+    from trtrepo.remote import Store
     from trtrepo.repository.config import CONFIG_FILENAME
 
-    assert isinstance(store, S3Store)
+    assert isinstance(store, Store)
     ours = {u.rel: u for u in plan}
     published_models = sorted({rel.partition("/")[0] for rel in published
                                if rel.endswith("/" + CONFIG_FILENAME) and rel.count("/") == 1})

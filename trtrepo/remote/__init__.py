@@ -1,6 +1,7 @@
-"""Repositories in object storage: URLs (:mod:`~trtrepo.remote.url`), the S3 store through boto3
-(:mod:`~trtrepo.remote.store`), and reading a published repository back, verified, with the local mirror a server
-needs (:mod:`~trtrepo.remote.fetch`). ``import trtrepo.remote`` imports no client library.
+"""Repositories in object storage: URLs (:mod:`~trtrepo.remote.url`), the stores (:mod:`~trtrepo.remote.store`:
+S3 through boto3; :mod:`~trtrepo.remote.gcs`, :mod:`~trtrepo.remote.azure`), and reading a published repository
+back, verified, with the local mirror a server needs
+(:mod:`~trtrepo.remote.fetch`). ``import trtrepo.remote`` imports no client library.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from trtrepo.remote.fetch import (
     verify_objects,
     write_backend_config,
 )
-from trtrepo.remote.store import SHA256_METADATA, ObjectInfo, RemoteError, S3Store, open_store
-from trtrepo.remote.url import S3_EXTRA, RepositoryURL, is_url, parse_url
+from trtrepo.remote.store import SHA256_METADATA, ObjectInfo, RemoteError, S3Store, Store, open_store
+from trtrepo.remote.url import AZURE_EXTRA, GCS_EXTRA, S3_EXTRA, RepositoryURL, is_url, parse_url
 
 __all__ = [
+    "AZURE_EXTRA",
     "BACKEND_CONFIG_FILE",
+    "GCS_EXTRA",
     "S3_EXTRA",
     "SHA256_METADATA",
     "ObjectInfo",
@@ -27,6 +30,7 @@ __all__ = [
     "RemoteRepository",
     "RepositoryURL",
     "S3Store",
+    "Store",
     "describe",
     "fetch_plugins",
     "is_url",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from trtrepo import settings
 from trtrepo.errors import ServeError
-from trtrepo.remote.store import ObjectInfo, RemoteError, S3Store, open_store
+from trtrepo.remote.store import ObjectInfo, RemoteError, Store, open_store
 from trtrepo.remote.url import RepositoryURL, parse_url
 from trtrepo.serve.verify import ALLOW_HINT, LOGS_DIRNAME, SHOWN, Finding
 
@@ -80,7 +80,7 @@ def open_remote(text: str | RepositoryURL, *, endpoint_url: str | None = None, d
 
     Args:
         text: The repository URL (or a parsed one).
-        endpoint_url: An S3-compatible endpoint (``--endpoint-url``).
+        endpoint_url: ``--endpoint-url``: an S3-compatible store, a GCS emulator, an Azure Blob emulator.
         dest: Where the plugin libraries go (default: the mirror under the cache).
         allow_modified: Warn about objects that differ from the manifest instead of refusing (plugin libraries
             are always refused: the server would load code nobody built).
@@ -89,7 +89,8 @@ def open_remote(text: str | RepositoryURL, *, endpoint_url: str | None = None, d
 
     Raises:
         SpecError: A malformed URL.
-        MissingDependencyError: boto3 is not installed, or a scheme trtrepo cannot read.
+        MissingDependencyError: The store's client library (boto3, google-cloud-storage, azure-storage-blob) is
+            not installed.
         RemoteError: The store cannot be reached, has no manifest at the URL, or an object differs from the
             manifest (names the object).
     """
@@ -145,14 +146,14 @@ def open_remote(text: str | RepositoryURL, *, endpoint_url: str | None = None, d
                             findings=tuple(findings))
 
 
-def verify_objects(store: S3Store, recorded: dict[str, str], listing: dict[str, ObjectInfo], models: list[str],
+def verify_objects(store: Store, recorded: dict[str, str], listing: dict[str, ObjectInfo], models: list[str],
                    keep: dict[str, Path] | None = None) -> list[Finding]:
     """Compare every recorded object with the manifest; the objects named in ``keep`` are also written there.
 
     Args:
         store: The store.
         recorded: Repository-relative path → sha256 from the manifest.
-        listing: What the store holds under the prefix (:meth:`S3Store.list`).
+        listing: What the store holds under the prefix (:meth:`Store.list`).
         models: The manifest's model folders (objects inside them that it does not list are findings).
         keep: Path → local file to write the object's bytes to (renamed into place only when they verify).
 
@@ -214,7 +215,7 @@ def fetch_plugins(text: str, dest: str | Path, *, endpoint_url: str | None = Non
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _hash_object(store: S3Store, rel: str, target: Path | None, expected: str) -> str:
+def _hash_object(store: Store, rel: str, target: Path | None, expected: str) -> str:
     """sha256 of the object; with ``target``, its bytes land there only when they match ``expected``."""
     if target is None:
         return store.sha256(rel)

@@ -1,7 +1,10 @@
-"""The object store behind a repository URL: S3 (and S3-compatible stores) through boto3, imported only here.
+"""The object store behind a repository URL: one interface (:class:`Store`: list, head, put, read in chunks, each
+object's sha256 kept in its metadata) with three implementations, each client library imported only when its
+store is opened: S3 and S3-compatible stores through boto3 (here), GCS through google-cloud-storage
+(:mod:`trtrepo.remote.gcs`), Azure Blob through azure-storage-blob (:mod:`trtrepo.remote.azure`).
 
-Credentials come only from boto3's standard chains (environment, shared config/credentials files, container and
-instance roles); trtrepo never reads, prints or writes them. Every call has connect/read timeouts and boto3's
+Credentials come only from the SDKs' standard chains (for S3: environment, shared config/credentials files,
+container and instance roles); trtrepo never prints or writes them. Every call has connect/read timeouts and
 bounded retries, so an unreachable store ends with an error naming the endpoint, never a hang.
 """
 
@@ -16,7 +19,7 @@ from typing import Any, Literal
 
 from trtrepo._hashing import CHUNK
 from trtrepo.errors import MissingDependencyError, TrtrepoError
-from trtrepo.remote.url import S3_EXTRA, RepositoryURL
+from trtrepo.remote.url import EXTRAS, RepositoryURL
 
 LOGGER = logging.getLogger(__name__)
 
@@ -39,7 +42,54 @@ class ObjectInfo:
     sha256: str | None = None
 
 
-class S3Store:
+class Store:
+    """A repository prefix in one object store: what publish, verify and fetch need. Subclasses implement
+    :meth:`put_file`, :meth:`head`, :meth:`list` and :meth:`chunks`; every error is a :class:`RemoteError` naming the
+    object (or a :class:`~trtrepo.errors.MissingDependencyError` when the client library is missing)."""
+
+    url: RepositoryURL
+
+    def put_file(self, rel: str, path: Path, sha256: str) -> None:
+        """Upload ``path`` as ``rel`` with its sha256 in the object's metadata."""
+        raise NotImplementedError
+
+    def head(self, rel: str) -> ObjectInfo | None:
+        """Size and stored sha256 of ``rel``; None when there is no such object."""
+        raise NotImplementedError
+
+    def list(self) -> dict[str, ObjectInfo]:
+        """Every object under the prefix, by repository-relative path (sha256 not included: one listing call)."""
+        raise NotImplementedError
+
+    def chunks(self, rel: str) -> Iterator[bytes]:
+        """The bytes of ``rel`` in chunks; RemoteError when there is no such object."""
+        raise NotImplementedError
+
+    def read(self, rel: str) -> bytes:
+        """The whole object ``rel`` (for small ones: the manifest, a config.pbtxt)."""
+        return b"".join(self.chunks(rel))
+
+    def sha256(self, rel: str, sink: Callable[[bytes], object] | None = None) -> str:
+        """sha256 of the bytes of ``rel`` as stored, each chunk also passed to ``sink`` (a file being written)."""
+        digest = hashlib.sha256()
+        for block in self.chunks(rel):
+            digest.update(block)
+            if sink is not None:
+                sink(block)
+        return digest.hexdigest()
+
+    def where(self, rel: str) -> str:
+        """The object's URL, for messages."""
+        return f"{self.url}/{rel}" if rel else str(self.url)
+
+
+def missing_sdk(url: RepositoryURL, module: str) -> MissingDependencyError:
+    """The exit-3 error for a store whose client library is not installed."""
+    return MissingDependencyError(f"{url}: {url.scheme}:// repositories need {module}, which is not installed",
+                                  hint=EXTRAS[url.scheme])
+
+
+class S3Store(Store):
     """A repository prefix of one S3 bucket.
 
     Args:
@@ -51,8 +101,7 @@ class S3Store:
             import boto3
             from botocore.config import Config
         except ImportError:
-            raise MissingDependencyError(f"{url}: s3:// repositories need boto3, which is not installed",
-                                         hint=S3_EXTRA) from None
+            raise missing_sdk(url, "boto3") from None
         self.url = url
         config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
@@ -89,10 +138,6 @@ class S3Store:
                         found[rel] = ObjectInfo(rel, int(item.get("Size", 0)))
         return found
 
-    def read(self, rel: str) -> bytes:
-        """The whole object ``rel`` (for small ones: the manifest, a config.pbtxt)."""
-        return b"".join(self.chunks(rel))
-
     def chunks(self, rel: str) -> Iterator[bytes]:
         """The bytes of ``rel`` in 1 MiB chunks.
 
@@ -106,15 +151,6 @@ class S3Store:
                     yield block
             finally:
                 body.close()
-
-    def sha256(self, rel: str, sink: Callable[[bytes], object] | None = None) -> str:
-        """sha256 of the bytes of ``rel`` as stored, each chunk also passed to ``sink`` (a file being written)."""
-        digest = hashlib.sha256()
-        for block in self.chunks(rel):
-            digest.update(block)
-            if sink is not None:
-                sink(block)
-        return digest.hexdigest()
 
     # -- errors
     def _errors(self, rel: str, what: str) -> Any:
@@ -160,6 +196,14 @@ def _code(exc: Any) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def open_store(url: RepositoryURL) -> S3Store:
-    """The store of ``url`` (s3 only: :func:`trtrepo.remote.url.parse_url` refuses the others)."""
+def open_store(url: RepositoryURL) -> Store:
+    """The store of ``url``, by scheme (the client library is imported here, exit 3 when it is missing)."""
+    if url.scheme == "gs":
+        from trtrepo.remote.gcs import GCSStore
+
+        return GCSStore(url)
+    if url.scheme == "as":
+        from trtrepo.remote.azure import AzureStore
+
+        return AzureStore(url)
     return S3Store(url)

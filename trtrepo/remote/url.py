@@ -1,5 +1,6 @@
-"""Repository URLs: ``s3://bucket/prefix``, Triton's endpoint form ``s3://http://host:port/bucket/prefix``, and the
-schemes trtrepo names but cannot read yet (``gs://``, ``as://``). Pure parsing: no client library is imported.
+"""Repository URLs in Triton's grammar: ``s3://bucket/prefix`` (and Triton's endpoint form
+``s3://http://host:port/bucket/prefix``), ``gs://bucket/prefix`` and ``as://account/container/prefix``. Pure parsing:
+no client library is imported.
 """
 
 from __future__ import annotations
@@ -7,11 +8,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trtrepo.errors import MissingDependencyError, SpecError
+from trtrepo.errors import SpecError
 
 SCHEMES = ("s3", "gs", "as")
 S3_EXTRA = "pip install 'trtrepo[s3]'  (boto3)"
+GCS_EXTRA = "pip install 'trtrepo[gcs]'  (google-cloud-storage)"
+AZURE_EXTRA = "pip install 'trtrepo[azure]'  (azure-storage-blob)"
+EXTRAS = {"s3": S3_EXTRA, "gs": GCS_EXTRA, "as": AZURE_EXTRA}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]$")
+_AZURE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_AZURE_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]$")
 
 
 def is_url(text: object) -> bool:
@@ -24,16 +31,19 @@ class RepositoryURL:
     """One repository in an object store.
 
     Attributes:
-        scheme: ``s3`` (read and written), ``gs`` or ``as`` (recognised, refused: see :func:`parse_url`).
-        bucket: The bucket (container).
+        scheme: ``s3``, ``gs`` or ``as``.
+        bucket: The bucket (for ``as://``: the container).
         prefix: The key prefix of the repository, no leading or trailing ``/`` ('' = the bucket's root).
-        endpoint: ``http(s)://host:port`` of an S3-compatible store (MinIO, moto), None for AWS itself.
+        endpoint: ``http(s)://host:port`` of an S3-compatible store (MinIO, moto), a GCS emulator, or an Azure Blob
+            endpoint (Azurite: the account is the first path part); None for the cloud's own endpoint.
+        account: The Azure storage account (``as://`` only).
     """
 
     scheme: str
     bucket: str
     prefix: str
     endpoint: str | None = None
+    account: str | None = None
 
     def key(self, rel: str) -> str:
         """The object key of the repository-relative path ``rel``."""
@@ -42,32 +52,27 @@ class RepositoryURL:
     @property
     def triton_url(self) -> str:
         """What ``tritonserver --model-repository`` takes (Triton's own ``s3://endpoint/bucket/prefix`` form)."""
-        where = f"{self.endpoint}/" if self.endpoint else ""
-        return f"{self.scheme}://{where}{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        where = f"{self.endpoint}/" if self.endpoint and self.scheme == "s3" else ""
+        return f"{self.scheme}://{where}{str(self).partition('://')[2]}"
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        account = f"{self.account}/" if self.account else ""
+        return f"{self.scheme}://{account}{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 
 
 def parse_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
-    """Parse a repository URL that trtrepo reads and writes (``s3://`` only).
+    """Parse a repository URL that trtrepo reads and writes (every scheme of :data:`SCHEMES`).
 
     Args:
-        text: ``s3://bucket/prefix`` or ``s3://http://host:port/bucket/prefix`` (Triton's form).
-        endpoint_url: ``--endpoint-url`` (an S3-compatible store); must agree with an endpoint inside ``text``.
+        text: ``s3://bucket/prefix``, ``s3://http://host:port/bucket/prefix`` (Triton's form), ``gs://bucket/prefix``
+            or ``as://account/container/prefix``.
+        endpoint_url: ``--endpoint-url`` (an S3-compatible store, a GCS emulator, an Azure Blob endpoint); must
+            agree with an endpoint inside ``text``.
 
     Raises:
         SpecError: Not a URL of a known scheme, no bucket, a malformed endpoint, or two different endpoints.
-        MissingDependencyError: ``gs://`` and ``as://``: trtrepo has no client for them yet (exit 3).
     """
-    url = split_url(text, endpoint_url)
-    if url.scheme != "s3":
-        raise MissingDependencyError(
-            f"repository URL {text!r}: {url.scheme}:// needs its client library, which this trtrepo does not support "
-            f"yet (it reads and writes s3:// only: {S3_EXTRA})",
-            hint="use the store's S3-compatible endpoint (GCS: --endpoint-url https://storage.googleapis.com with "
-                 "HMAC keys), or mirror the repository to an S3-compatible store")
-    return url
+    return split_url(text, endpoint_url)
 
 
 def split_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
@@ -89,8 +94,17 @@ def split_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
             raise SpecError(f"repository URL {text!r}: the S3 endpoint must be {proto}://host:port before the bucket "
                             f"(s3://{proto}://HOST:PORT/BUCKET/PREFIX)")
         inner = f"{proto}://{host}"
+    account = None
+    if scheme == "as":
+        account, _, rest = rest.partition("/")
+        if not _AZURE_ACCOUNT.match(account):
+            raise SpecError(f"repository URL {text!r}: {account!r} is not a storage account name (3-24 lower-case "
+                            "letters and digits: as://ACCOUNT/CONTAINER/PREFIX)")
     bucket, _, prefix = rest.partition("/")
-    if not _BUCKET.match(bucket):
+    if scheme == "as" and not _AZURE_CONTAINER.match(bucket):
+        raise SpecError(f"repository URL {text!r}: {bucket!r} is not a container name (3-63 characters: lower-case "
+                        "letters, digits, single '-': as://ACCOUNT/CONTAINER/PREFIX)")
+    if scheme != "as" and not (_GCS_BUCKET if scheme == "gs" else _BUCKET).match(bucket):
         raise SpecError(f"repository URL {text!r}: {bucket!r} is not a bucket name (3-63 characters: lower-case "
                         "letters, digits, '.', '-')")
     prefix = prefix.strip("/")
@@ -99,7 +113,7 @@ def split_url(text: str, endpoint_url: str | None = None) -> RepositoryURL:
     endpoint = _endpoint(endpoint_url, text) if endpoint_url else None
     if inner and endpoint and inner != endpoint:
         raise SpecError(f"repository URL {text!r} names endpoint {inner}, --endpoint-url says {endpoint}")
-    return RepositoryURL(scheme=scheme, bucket=bucket, prefix=prefix, endpoint=inner or endpoint)
+    return RepositoryURL(scheme=scheme, bucket=bucket, prefix=prefix, endpoint=inner or endpoint, account=account)
 
 
 def _endpoint(value: str, text: str) -> str:
