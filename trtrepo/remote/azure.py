@@ -15,9 +15,9 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from trtrepo.errors import SpecError, TrtrepoError
+from trtrepo.errors import SpecError
 from trtrepo.remote.store import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -25,6 +25,7 @@ from trtrepo.remote.store import (
     ObjectInfo,
     RemoteError,
     Store,
+    StoreErrors,
     missing_sdk,
 )
 from trtrepo.remote.url import RepositoryURL
@@ -109,18 +110,12 @@ class AzureStore(Store):
         return str(self._service.url).rstrip("/")
 
 
-class _AzureErrors:
+class _AzureErrors(StoreErrors):
     """Turns azure-core errors into one-line RemoteErrors naming the blob."""
 
-    def __init__(self, store: AzureStore, rel: str, what: str) -> None:
-        self.store, self.rel, self.what = store, rel, what
+    store: AzureStore
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if exc is None or isinstance(exc, TrtrepoError | GeneratorExit):
-            return False
+    def translate(self, exc: BaseException) -> None:
         from azure.core import exceptions as ace
 
         url, where = self.store.url, self.store.where(self.rel)
@@ -139,4 +134,3 @@ class _AzureErrors:
         if isinstance(exc, ace.AzureError):
             raise RemoteError(f"{where}: cannot {self.what}: {getattr(exc, 'error_code', None) or ''} "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        return False

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from trtrepo._hashing import CHUNK
-from trtrepo.errors import TrtrepoError
 from trtrepo.remote.store import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -22,6 +21,7 @@ from trtrepo.remote.store import (
     ObjectInfo,
     RemoteError,
     Store,
+    StoreErrors,
     missing_sdk,
 )
 from trtrepo.remote.url import RepositoryURL
@@ -86,18 +86,12 @@ class GCSStore(Store):
                 yield block
 
 
-class _GCSErrors:
+class _GCSErrors(StoreErrors):
     """Turns google-api-core / google-auth errors into one-line RemoteErrors naming the object."""
 
-    def __init__(self, store: GCSStore, rel: str, what: str) -> None:
-        self.store, self.rel, self.what = store, rel, what
+    store: GCSStore
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if exc is None or isinstance(exc, TrtrepoError | GeneratorExit):
-            return False
+    def translate(self, exc: BaseException) -> None:
         import google.auth.exceptions as gae
         from google.api_core import exceptions as gce
 
@@ -119,7 +113,6 @@ class _GCSErrors:
         if isinstance(exc, OSError | gae.TransportError | gce.RetryError):
             raise RemoteError(f"{where}: cannot {self.what}: the store at {endpoint} does not answer ({exc})",
                               hint=f"check --endpoint-url / {EMULATOR_VARIABLE} and the network") from None
-        return False
 
 
 def _emulator() -> str | None:

@@ -154,25 +154,41 @@ class S3Store(Store):
 
     # -- errors
     def _errors(self, rel: str, what: str) -> Any:
-        return _S3Errors(self.url, rel, what)
+        return _S3Errors(self, rel, what)
 
 
-class _S3Errors:
-    """Turns botocore's errors into one-line RemoteErrors naming the object (a context manager)."""
+class StoreErrors:
+    """A context manager turning a client library's errors into one-line RemoteErrors naming the object: each store's
+    subclass implements :meth:`translate` (raise the RemoteError; return to let anything else through).
 
-    def __init__(self, url: RepositoryURL, rel: str, what: str) -> None:
-        self.url, self.rel, self.what = url, rel, what
+    trtrepo's own errors and a closing generator (GeneratorExit) pass through untranslated.
+    """
+
+    def __init__(self, store: Store, rel: str, what: str) -> None:
+        self.store, self.rel, self.what = store, rel, what
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if exc is None or isinstance(exc, TrtrepoError):
-            return False
+        if exc is not None and not isinstance(exc, TrtrepoError | GeneratorExit):
+            self.translate(exc)
+        return False
+
+    def translate(self, exc: BaseException) -> None:
+        """Raise the RemoteError for ``exc`` (``raise ... from None``), or return to let it through."""
+        raise NotImplementedError
+
+
+class _S3Errors(StoreErrors):
+    """botocore's errors."""
+
+    def translate(self, exc: BaseException) -> None:
         from botocore import exceptions as bce
 
-        where = f"{self.url}/{self.rel}" if self.rel else str(self.url)
-        endpoint = self.url.endpoint or "AWS S3"
+        url = self.store.url
+        where = self.store.where(self.rel)
+        endpoint = url.endpoint or "AWS S3"
         if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
             raise RemoteError(f"{where}: no S3 credentials found",
                               hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role "
@@ -185,11 +201,10 @@ class _S3Errors:
             if code == "NoSuchKey":
                 raise RemoteError(f"{where}: no such object") from None
             if code == "NoSuchBucket":
-                raise RemoteError(f"{self.url}: bucket {self.url.bucket!r} does not exist at {endpoint}") from None
+                raise RemoteError(f"{url}: bucket {url.bucket!r} does not exist at {endpoint}") from None
             raise RemoteError(f"{where}: cannot {self.what}: {code}: {exc}") from None
         if isinstance(exc, bce.BotoCoreError):
             raise RemoteError(f"{where}: cannot {self.what}: {exc}") from None
-        return False
 
 
 def _code(exc: Any) -> str:
